@@ -1,0 +1,329 @@
+"""The ``costline`` command. Every command reads the same settings (``COSTLINE_*``)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import signal
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from services.cli.lock import DataDirLock
+from services.cli.ports import ensure_port_free
+from services.cli.supervisor import Child, Supervisor, part_argv, wait_healthy
+from services.core.db import make_engine, make_session_factory, transaction
+from services.core.errors import ConfigurationError, CostlineError
+from services.core.migrations import upgrade_to_head
+from services.core.runtime import Runtime, runtime
+from services.core.settings import Settings, get_settings
+from services.core.urls import redact
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
+app.add_typer(keys_app, name="keys")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn expected failures into one line on stderr and exit code 2; no traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except CostlineError as exc:
+            typer.echo(f"costline: {exc.message}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _settings() -> Settings:
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "COSTLINE_" + str(first["loc"][0]).upper() if first["loc"] else "a setting"
+        raise ConfigurationError(f"{name} is invalid: {first['msg']}") from None
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # The embedded servers and Alembic narrate every step at INFO; keep the terminal readable.
+    for chatty in ("pgserver", "alembic.runtime.migration"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    return settings
+
+
+def _maintain_partitions(database_url: str, settings: Settings) -> None:
+    from services.partitions.service import maintain_partitions
+
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            maintain_partitions(
+                session, today=datetime.now(UTC).date(), ahead_days=settings.partitions_ahead_days
+            )
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[dict[str, bool]]:
+    state = {"stop": False}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        state["stop"] = True
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield state
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@app.command()
+@one_line_errors
+def up() -> None:
+    """Start everything: migrations, collector, API, one worker and beat. Ctrl-C stops all."""
+    settings = _settings()
+    ensure_port_free(settings.collector_host, settings.collector_port,
+                     setting="COSTLINE_COLLECTOR_PORT")
+    ensure_port_free(settings.api_host, settings.api_port, setting="COSTLINE_API_PORT")
+    lock = DataDirLock(settings.resolved_data_dir)
+    lock.acquire()
+    try:
+        with _stop_on_signals() as state, runtime(settings) as rt:
+            _run_stack(settings, rt, state)
+    finally:
+        lock.release()
+
+
+def _run_stack(settings: Settings, rt: Runtime, state: dict[str, bool]) -> None:
+    typer.echo("costline: applying migrations …")
+    upgrade_to_head(rt.database_url)
+    _maintain_partitions(rt.database_url, settings)
+    env = {
+        **os.environ,
+        "COSTLINE_DATABASE_URL": rt.database_url,
+        "COSTLINE_BROKER_URL": rt.broker_url or "",
+        "COSTLINE_DATA_DIR": str(settings.resolved_data_dir),
+    }
+    supervisor = Supervisor(
+        [Child(name, part_argv(name)) for name in ("collector", "api", "worker", "beat")]
+    )
+    supervisor.start(env)
+    try:
+        for host, port in ((settings.collector_host, settings.collector_port),
+                           (settings.api_host, settings.api_port)):
+            wait_healthy(f"http://{_urlhost(host)}:{port}/healthz", timeout_s=90,
+                         supervisor=supervisor)
+        _print_banner(settings, rt)
+        while not state["stop"]:
+            dead = supervisor.first_exited()
+            if dead is not None:
+                raise ConfigurationError(
+                    f"the {dead.name} exited with code {dead.exited}; stopping everything"
+                )
+            time.sleep(0.2)
+        typer.echo("costline: stopping …")
+    finally:
+        supervisor.stop()
+
+
+def _urlhost(host: str) -> str:
+    if host in ("0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _print_banner(settings: Settings, rt: Runtime) -> None:
+    embedded = ", ".join(rt.started) or "none"
+    lines = [
+        "",
+        "costline is up.",
+        f"  collector  OTLP/HTTP  http://{_urlhost(settings.collector_host)}:"
+        f"{settings.collector_port}/v1/traces",
+        f"  REST API              http://{_urlhost(settings.api_host)}:{settings.api_port}"
+        "  (docs at /docs)",
+        "  worker + beat         Celery, 1 worker",
+        f"  database              {redact(rt.database_url)}",
+        f"  broker                {redact(rt.broker_url or '')}",
+        f"  embedded servers      {embedded} (data in {settings.resolved_data_dir})",
+        "",
+        "Get a key (in another shell, same settings):",
+        "  costline keys create --project my-app --scope ingest",
+        "Ctrl-C stops everything.",
+        "",
+    ]
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+@one_line_errors
+def migrate() -> None:
+    """Apply database migrations (and create today's partitions)."""
+    settings = _settings()
+    with runtime(settings, need_broker=False) as rt:
+        upgrade_to_head(rt.database_url)
+        _maintain_partitions(rt.database_url, settings)
+    typer.echo("costline: database is at the latest migration")
+
+
+@keys_app.command("create")
+@one_line_errors
+def keys_create(
+    project: Annotated[str, typer.Option(help="Project name; created if it does not exist.")],
+    scope: Annotated[str, typer.Option(help="ingest (collector), read (API) or admin.")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the key.")] = False,
+) -> None:
+    """Create an API key. The key is printed once; only its hash is stored."""
+    from services.keys.service import create_key
+
+    if not project.strip():
+        raise typer.BadParameter("must not be empty", param_hint="--project")
+    if scope not in ("ingest", "read", "admin"):
+        raise typer.BadParameter(
+            f"{scope!r} is not one of ingest, read, admin", param_hint="--scope"
+        )
+    settings = _settings()
+    with runtime(settings, need_broker=False) as rt:
+        upgrade_to_head(rt.database_url)
+        engine = make_engine(rt.database_url, pool_size=1)
+        try:
+            with transaction(make_session_factory(engine)) as session:
+                created = create_key(session, project_name=project, scope=scope)
+        finally:
+            engine.dispose()
+    if quiet:
+        typer.echo(created.key)
+        return
+    typer.echo(f"Created {created.scope} key {created.key_id} for project {created.project_name!r}:")
+    typer.echo(f"\n  {created.key}\n")
+    typer.echo("Store it now: it is not shown again (costline keeps only its hash).")
+
+
+@keys_app.command("list")
+@one_line_errors
+def keys_list(
+    project: Annotated[str | None, typer.Option(help="Only this project's keys.")] = None,
+) -> None:
+    """List keys (never the secrets)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from services.keys.service import list_keys
+
+    settings = _settings()
+    table = Table("id", "project", "scope", "prefix", "created", "revoked")
+    with runtime(settings, need_broker=False) as rt:
+        engine = make_engine(rt.database_url, pool_size=1)
+        try:
+            with transaction(make_session_factory(engine)) as session:
+                for key, project_name in list_keys(session, project_name=project):
+                    table.add_row(str(key.id), project_name, key.scope, key.prefix + "…",
+                                  f"{key.created_at:%Y-%m-%d %H:%M}",
+                                  f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "")
+        finally:
+            engine.dispose()
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+@one_line_errors
+def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key id from `keys list`.")]) -> None:
+    """Revoke a key; requests with it are refused from then on."""
+    from services.keys.service import revoke_key
+
+    settings = _settings()
+    with runtime(settings, need_broker=False) as rt:
+        engine = make_engine(rt.database_url, pool_size=1)
+        try:
+            with transaction(make_session_factory(engine)) as session:
+                revoke_key(session, key_id=key_id)
+        finally:
+            engine.dispose()
+    typer.echo(f"costline: key {key_id} revoked")
+
+
+def _serve(factory: Callable[..., Any], *, host: str, port: int, setting: str) -> None:
+    import uvicorn
+
+    settings = _settings()
+    ensure_port_free(host, port, setting=setting)
+    with runtime(settings) as rt:
+        application = factory(database_url=rt.database_url, broker_url=rt.broker_url)
+        uvicorn.run(application, host=host, port=port, log_level=settings.log_level.lower(),
+                    access_log=False, timeout_graceful_shutdown=10)
+
+
+@app.command()
+@one_line_errors
+def collector() -> None:
+    """Run only the OTLP/HTTP collector."""
+    from services.collector.app import create_app
+
+    settings = _settings()
+    _serve(create_app, host=settings.collector_host, port=settings.collector_port,
+           setting="COSTLINE_COLLECTOR_PORT")
+
+
+@app.command()
+@one_line_errors
+def api() -> None:
+    """Run only the REST API."""
+    from services.api.app import create_app
+
+    settings = _settings()
+    _serve(create_app, host=settings.api_host, port=settings.api_port, setting="COSTLINE_API_PORT")
+
+
+def _celery(argv: list[str]) -> None:
+    settings = _settings()
+    with runtime(settings) as rt:
+        # Celery and its forked pool read settings from the environment: pin the resolved URLs.
+        os.environ["COSTLINE_DATABASE_URL"] = rt.database_url
+        os.environ["COSTLINE_BROKER_URL"] = rt.broker_url or ""
+        get_settings.cache_clear()
+        from workers.app import configure_celery
+        from workers.db import configure_database
+
+        celery = configure_celery(broker_url=rt.broker_url)
+        configure_database(rt.database_url)
+        celery.start(argv)
+
+
+@app.command()
+@one_line_errors
+def worker() -> None:
+    """Run one Celery worker."""
+    settings = _settings()
+    _celery(["worker", f"--loglevel={settings.log_level}", "--concurrency=2",
+             "--without-gossip", "--without-mingle", "--hostname=costline@%h"])
+
+
+@app.command()
+@one_line_errors
+def beat() -> None:
+    """Run Celery beat (the schedule of periodic tasks)."""
+    settings = _settings()
+    schedule = settings.resolved_data_dir / "celerybeat-schedule"
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    _celery(["beat", f"--loglevel={settings.log_level}", f"--schedule={schedule}"])
+
+
+if __name__ == "__main__":
+    sys.exit(app())

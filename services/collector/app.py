@@ -1,0 +1,19 @@
+"""The OTLP/HTTP collector: ``POST /v1/traces``, ``/healthz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.core.db import make_engine, make_session_factory
+from services.core.health import HealthChecker
+from services.core.http import install_error_handlers, install_health_route
+
+
+def create_app(*, database_url: str, broker_url: str | None) -> FastAPI:
+    app = FastAPI(title="costline collector", version="0.1.0", docs_url=None, redoc_url=None)
+    engine = make_engine(database_url, application_name="costline-collector")
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    install_error_handlers(app)
+    install_health_route(app, HealthChecker(engine=engine, broker_url=broker_url))
+    return app

@@ -1,0 +1,39 @@
+"""The Celery app. Tasks live in ``workers.tasks``; each is thin and calls a domain service."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+
+from services.core.settings import get_settings
+
+TASK_MODULES = ["workers.tasks.partitions"]
+
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "partitions.maintain": {"task": "partitions.maintain", "schedule": timedelta(minutes=30)},
+}
+
+celery_app = Celery("costline")
+
+
+def configure_celery(*, broker_url: str | None) -> Celery:
+    """Point the app at a broker (re-callable: tests use their own broker)."""
+    celery_app.conf.update(
+        broker_url=broker_url,
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,  # a task killed mid-way is redelivered; tasks are idempotent
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        beat_schedule=BEAT_SCHEDULE,
+        timezone="UTC",
+        imports=TASK_MODULES,
+    )
+    return celery_app
+
+
+configure_celery(broker_url=get_settings().broker_url)

@@ -1,0 +1,25 @@
+"""Keep daily partitions of llm_calls ahead of time and the default partition empty."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from services.core.settings import get_settings
+from services.partitions.service import maintain_partitions
+from workers.app import celery_app
+from workers.db import task_session
+
+logger = logging.getLogger(__name__)
+
+
+@celery_app.task(name="partitions.maintain", ignore_result=True)  # type: ignore[untyped-decorator]
+def maintain() -> None:
+    with task_session() as session:
+        report = maintain_partitions(
+            session,
+            today=datetime.now(UTC).date(),
+            ahead_days=get_settings().partitions_ahead_days,
+        )
+    if report.created:
+        logger.info("created partitions %s, moved %d stray rows", report.created, report.moved_rows)
