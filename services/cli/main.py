@@ -100,12 +100,12 @@ def _stop_on_signals() -> Iterator[dict[str, bool]]:
 def up() -> None:
     """Start everything: migrations, collector, API, one worker and beat. Ctrl-C stops all."""
     settings = _settings()
-    ensure_port_free(settings.collector_host, settings.collector_port,
-                     setting="COSTLINE_COLLECTOR_PORT")
-    ensure_port_free(settings.api_host, settings.api_port, setting="COSTLINE_API_PORT")
     lock = DataDirLock(settings.resolved_data_dir)
-    lock.acquire()
+    lock.acquire()  # first: a second `up` on this data directory is the likelier mistake
     try:
+        ensure_port_free(settings.collector_host, settings.collector_port,
+                         setting="COSTLINE_COLLECTOR_PORT")
+        ensure_port_free(settings.api_host, settings.api_port, setting="COSTLINE_API_PORT")
         with _stop_on_signals() as state, runtime(settings) as rt:
             _run_stack(settings, rt, state)
     finally:
