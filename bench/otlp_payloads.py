@@ -27,124 +27,38 @@ __all__ = ["DEFAULT_START_NS_RANGE", "MODELS", "build_export_request"]
 DEFAULT_START_NS_RANGE = (1_748_822_400_000_000_000, 1_748_826_000_000_000_000)
 
 
+# gen_ai.response.id prefix and finish reasons (most common first) as each provider sends them.
+_PROVIDER_STYLE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "openai": ("chatcmpl-", ("stop", "tool_calls", "length")),
+    "anthropic": ("msg_", ("end_turn", "tool_use", "max_tokens")),
+    "gcp.gemini": ("", ("STOP", "MAX_TOKENS")),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class _Model:
     provider: str  # gen_ai.provider.name
     operation: str  # gen_ai.operation.name
     request_model: str
-    response_model: str
-    response_id_prefix: str
-    finish_reasons: tuple[str, ...]
-    caches: bool  # reports gen_ai.usage.cache_read.input_tokens
-    weight: int
+    response_model: str  # as the provider answers: often a dated snapshot
+    weight: int  # relative share of calls
+    caches: bool = True  # sometimes reports gen_ai.usage.cache_read.input_tokens
 
 
-# Names genai-prices knows; response models as the providers return them.
+# Names genai-prices knows, in the families the product's users call most.
 MODELS: tuple[_Model, ...] = (
-    _Model(
-        "openai",
-        "chat",
-        "gpt-4o",
-        "gpt-4o-2024-08-06",
-        "chatcmpl-",
-        ("stop", "tool_calls", "length"),
-        True,
-        14,
-    ),
-    _Model(
-        "openai",
-        "chat",
-        "gpt-4o-mini",
-        "gpt-4o-mini-2024-07-18",
-        "chatcmpl-",
-        ("stop", "tool_calls", "length"),
-        True,
-        22,
-    ),
-    _Model(
-        "openai",
-        "chat",
-        "gpt-4.1",
-        "gpt-4.1-2025-04-14",
-        "chatcmpl-",
-        ("stop", "tool_calls"),
-        True,
-        8,
-    ),
-    _Model(
-        "openai",
-        "chat",
-        "gpt-4.1-mini",
-        "gpt-4.1-mini-2025-04-14",
-        "chatcmpl-",
-        ("stop", "tool_calls"),
-        True,
-        8,
-    ),
-    _Model("openai", "chat", "o4-mini", "o4-mini-2025-04-16", "chatcmpl-", ("stop",), True, 3),
-    _Model(
-        "openai",
-        "embeddings",
-        "text-embedding-3-small",
-        "text-embedding-3-small",
-        "",
-        (),
-        False,
-        10,
-    ),
-    _Model(
-        "anthropic",
-        "chat",
-        "claude-sonnet-4-20250514",
-        "claude-sonnet-4-20250514",
-        "msg_",
-        ("end_turn", "tool_use", "max_tokens"),
-        True,
-        12,
-    ),
-    _Model(
-        "anthropic",
-        "chat",
-        "claude-3-5-haiku-20241022",
-        "claude-3-5-haiku-20241022",
-        "msg_",
-        ("end_turn", "tool_use"),
-        True,
-        7,
-    ),
-    _Model(
-        "anthropic",
-        "chat",
-        "claude-opus-4-20250514",
-        "claude-opus-4-20250514",
-        "msg_",
-        ("end_turn", "tool_use"),
-        True,
-        2,
-    ),
-    _Model(
-        "gcp.gemini",
-        "generate_content",
-        "gemini-2.0-flash",
-        "gemini-2.0-flash-001",
-        "",
-        ("STOP", "MAX_TOKENS"),
-        False,
-        8,
-    ),
-    _Model(
-        "gcp.gemini",
-        "generate_content",
-        "gemini-2.5-flash",
-        "gemini-2.5-flash",
-        "",
-        ("STOP",),
-        True,
-        4,
-    ),
-    _Model(
-        "gcp.gemini", "generate_content", "gemini-2.5-pro", "gemini-2.5-pro", "", ("STOP",), True, 2
-    ),
+    _Model("openai", "chat", "gpt-4o", "gpt-4o-2024-08-06", 14),
+    _Model("openai", "chat", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", 22),
+    _Model("openai", "chat", "gpt-4.1", "gpt-4.1-2025-04-14", 8),
+    _Model("openai", "chat", "gpt-4.1-mini", "gpt-4.1-mini-2025-04-14", 8),
+    _Model("openai", "chat", "o4-mini", "o4-mini-2025-04-16", 3),
+    _Model("openai", "embeddings", "text-embedding-3-small", "text-embedding-3-small", 10, False),
+    _Model("anthropic", "chat", "claude-sonnet-4-20250514", "claude-sonnet-4-20250514", 12),
+    _Model("anthropic", "chat", "claude-3-5-haiku-20241022", "claude-3-5-haiku-20241022", 7),
+    _Model("anthropic", "chat", "claude-opus-4-20250514", "claude-opus-4-20250514", 2),
+    _Model("gcp.gemini", "generate_content", "gemini-2.0-flash", "gemini-2.0-flash-001", 8, False),
+    _Model("gcp.gemini", "generate_content", "gemini-2.5-flash", "gemini-2.5-flash", 4),
+    _Model("gcp.gemini", "generate_content", "gemini-2.5-pro", "gemini-2.5-pro", 2),
 )
 
 _FEATURES = (
@@ -243,10 +157,11 @@ def _fill_span(span: Span, rng: random.Random, model: _Model, *, start_ns: int) 
         duration_ns = int(rng.uniform(0.05, 0.4) * 1e9)
     else:
         _put(attrs, "gen_ai.response.model", model.response_model)
-        if model.response_id_prefix:
-            _put(attrs, "gen_ai.response.id", model.response_id_prefix + _token(rng, 24))
-        if model.finish_reasons:
-            reason = rng.choices(model.finish_reasons, [8, 2, 1][: len(model.finish_reasons)])
+        id_prefix, finish_reasons = _PROVIDER_STYLE[model.provider]
+        if model.operation != "embeddings":
+            if id_prefix:
+                _put(attrs, "gen_ai.response.id", id_prefix + _token(rng, 24))
+            reason = rng.choices(finish_reasons, [8, 2, 1][: len(finish_reasons)])
             _put(attrs, "gen_ai.response.finish_reasons", tuple(reason))
         _put(attrs, "gen_ai.usage.input_tokens", input_tokens)
         if model.operation != "embeddings":

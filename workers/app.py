@@ -9,10 +9,12 @@ from celery import Celery
 
 from services.core.settings import get_settings
 
-TASK_MODULES = ["workers.tasks.partitions"]
+TASK_MODULES = ["workers.tasks.partitions", "workers.tasks.rollups"]
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "partitions.maintain": {"task": "partitions.maintain", "schedule": timedelta(minutes=30)},
+    "partitions.retention": {"task": "partitions.retention", "schedule": timedelta(hours=6)},
+    "rollups.advance": {"task": "rollups.advance", "schedule": timedelta(seconds=15)},
 }
 
 celery_app = Celery("costline")

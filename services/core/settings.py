@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     raw_retention_days: int = Field(default=30, ge=1)
     partitions_ahead_days: int = Field(default=7, ge=1, le=60)
+    settle_window_s: int = Field(
+        default=120, ge=0, description="A request is assembled once no call came for this long."
+    )
 
     @property
     def resolved_data_dir(self) -> Path:

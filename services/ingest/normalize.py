@@ -399,6 +399,8 @@ def _text(value: object) -> str | None:
         return None  # most attribution fields are absent: answer that first
     if isinstance(value, str):
         text = value
+    elif isinstance(value, bytes | bytearray):
+        return None  # OTLP bytes values are opaque, not text
     elif isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, int | float):
@@ -437,7 +439,7 @@ def _finish_reasons(value: object) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         return (value[:MAX_STRING_CHARS],) if value else ()
-    if isinstance(value, Sequence):
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
         reasons = (_text(item) for item in value[:MAX_FINISH_REASONS])
         return tuple(reason for reason in reasons if reason is not None)
     text = _text(value)

@@ -5,5 +5,9 @@ from services.models.base import Base
 from services.models.llm_call import LlmCall
 from services.models.price_override import PriceOverrideRow
 from services.models.project import Project
+from services.models.rollup import CallRollup, LlmRequest, RequestRollup, RollupState
 
-__all__ = ["ApiKey", "Base", "LlmCall", "PriceOverrideRow", "Project"]
+__all__ = [
+    "ApiKey", "Base", "CallRollup", "LlmCall", "LlmRequest", "PriceOverrideRow", "Project",
+    "RequestRollup", "RollupState",
+]

@@ -43,6 +43,7 @@ class LlmCall(Base):
             "cost_source in ('computed', 'client', 'unpriced')", name="cost_source"
         ),
         Index("ix_llm_calls_ingest_xid", "ingest_xid"),
+        Index("ix_llm_calls_project_cost", "project_id", "cost_usd"),
         {"postgresql_partition_by": "RANGE (started_at)"},
     )
 

@@ -1,0 +1,264 @@
+"""The rollup statements. Every histogram key uses the sketch's mapping (see
+``services.analytics.sketch``): ``ceil(ln(x) / LN_GAMMA)`` in double precision, the zero
+bucket under ``ZERO_KEY``."""
+
+from __future__ import annotations
+
+from services.analytics.sketch import LN_GAMMA, MIN_VALUE
+
+ZERO_KEY = -(2**31)  # sentinel key of the zero bucket in stored key arrays
+
+
+def bucket(expr: str) -> str:
+    """SQL for the histogram key of a non-negative double precision expression."""
+    return (
+        f"(case when ({expr}) < {MIN_VALUE!r} then {ZERO_KEY} "
+        f"else ceil(ln({expr}) / {LN_GAMMA!r})::int end)"
+    )
+
+
+CALL_MODEL = "coalesce(c.response_model, c.request_model, '')"
+CALL_REQUEST = "coalesce(c.request_id, encode(c.trace_id, 'hex'))"
+CALL_LATENCY = "greatest(extract(epoch from c.ended_at - c.started_at)::float8, 0)"
+TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+                 "reasoning_tokens")
+_TOKEN_SUMS = ", ".join(f"sum({t})::bigint as {t}" for t in TOKEN_COLUMNS)
+_TOKEN_ADD = ", ".join(f"{t} = r.{t} + excluded.{t}" for t in TOKEN_COLUMNS)
+_TOKENS = ", ".join(TOKEN_COLUMNS)
+
+# Calls whose inserting transaction is in [from_xid, to_xid): committed and not yet rolled up.
+CALLS_IN_RANGE = (
+    "c.ingest_xid >= cast(:from_xid as text)::xid8 and c.ingest_xid < cast(:to_xid as text)::xid8"
+)
+
+ADVANCE_CALL_CELLS = f"""
+with d as materialized (
+    select c.project_id, g.grain, date_trunc('hour', c.started_at, 'UTC') as hour,
+           coalesce(c.provider, '') as provider, {CALL_MODEL} as model,
+           coalesce(c.feature, '') as feature,
+           case when g.grain = 0 then coalesce(c.customer, '') else '' end as customer,
+           coalesce(c.environment, '') as environment,
+           c.cost_usd, {_TOKENS},
+           {bucket("c.cost_usd::float8")} as cost_key,
+           {bucket(CALL_LATENCY)} as latency_key
+    from llm_calls c cross join (values (0::smallint), (1::smallint)) as g(grain)
+    where {CALLS_IN_RANGE}
+),
+totals as (
+    select project_id, grain, hour, provider, model, feature, customer, environment,
+           count(*) as calls, count(*) - count(cost_usd) as unpriced_calls, {_TOKEN_SUMS},
+           coalesce(sum(cost_usd), 0) as cost_usd
+    from d group by 1, 2, 3, 4, 5, 6, 7, 8
+),
+cost_buckets as (
+    select project_id, grain, hour, provider, model, feature, customer, environment,
+           array_agg(k order by k) as keys, array_agg(n order by k) as counts
+    from (select project_id, grain, hour, provider, model, feature, customer, environment,
+                 cost_key as k, count(*) as n
+          from d where cost_usd is not null group by 1, 2, 3, 4, 5, 6, 7, 8, 9) as b
+    group by 1, 2, 3, 4, 5, 6, 7, 8
+),
+latency_buckets as (
+    select project_id, grain, hour, provider, model, feature, customer, environment,
+           array_agg(k order by k) as keys, array_agg(n order by k) as counts
+    from (select project_id, grain, hour, provider, model, feature, customer, environment,
+                 latency_key as k, count(*) as n
+          from d group by 1, 2, 3, 4, 5, 6, 7, 8, 9) as b
+    group by 1, 2, 3, 4, 5, 6, 7, 8
+)
+insert into call_rollups as r (
+    project_id, grain, hour, provider, model, feature, customer, environment, calls,
+    unpriced_calls, {_TOKENS}, cost_usd, call_cost_keys, call_cost_counts, latency_keys,
+    latency_counts)
+select t.project_id, t.grain, t.hour, t.provider, t.model, t.feature, t.customer,
+       t.environment, t.calls, t.unpriced_calls, {", ".join("t." + x for x in TOKEN_COLUMNS)},
+       t.cost_usd, coalesce(cb.keys, '{{}}'), coalesce(cb.counts, '{{}}'), lb.keys, lb.counts
+from totals t
+join latency_buckets lb using (project_id, grain, hour, provider, model, feature, customer,
+                               environment)
+left join cost_buckets cb using (project_id, grain, hour, provider, model, feature, customer,
+                                 environment)
+order by 1, 2, 3, 4, 5, 6, 7, 8
+on conflict (project_id, grain, hour, provider, model, feature, customer, environment)
+do update set
+    calls = r.calls + excluded.calls,
+    unpriced_calls = r.unpriced_calls + excluded.unpriced_calls,
+    {_TOKEN_ADD},
+    cost_usd = r.cost_usd + excluded.cost_usd,
+    (call_cost_keys, call_cost_counts) = (
+        select keys, counts from costline_hist_add(
+            r.call_cost_keys, r.call_cost_counts, excluded.call_cost_keys,
+            excluded.call_cost_counts)),
+    (latency_keys, latency_counts) = (
+        select keys, counts from costline_hist_add(
+            r.latency_keys, r.latency_counts, excluded.latency_keys, excluded.latency_counts))
+"""
+
+# The new calls hold an earlier first call than the stored request (ties: smallest span id).
+_EARLIER = "(excluded.first_started_at, excluded.first_span_id) < (r.first_started_at, r.first_span_id)"
+
+# Fold new calls into their requests' running sums; a request that changes is unsettled again.
+ADVANCE_REQUESTS = f"""
+with d as materialized (
+    select c.project_id, {CALL_REQUEST} as request_id, c.started_at, c.span_id, c.ended_at,
+           c.cost_usd,
+           {_TOKENS}, coalesce(c.feature, '') as feature, coalesce(c.customer, '') as customer,
+           coalesce(c.environment, '') as environment, c.user_id, c.service_name,
+           {CALL_MODEL} as model, c.ingested_at
+    from llm_calls c
+    where {CALLS_IN_RANGE}
+),
+mix as (
+    select project_id, request_id, jsonb_object_agg(model, n) as model_mix
+    from (select project_id, request_id, model, count(*) as n from d group by 1, 2, 3) as m
+    group by 1, 2
+),
+sums as (
+    select project_id, request_id, min(started_at) as first_started_at,
+           (array_agg(span_id order by started_at, span_id))[1] as first_span_id,
+           max(ended_at) as last_ended_at, count(*) as calls, count(cost_usd) as priced_calls,
+           count(*) - count(cost_usd) as unpriced_calls, {_TOKEN_SUMS},
+           coalesce(sum(cost_usd), 0) as cost_usd,
+           (array_agg(feature order by started_at, span_id))[1] as feature,
+           (array_agg(customer order by started_at, span_id))[1] as customer,
+           (array_agg(environment order by started_at, span_id))[1] as environment,
+           (array_agg(user_id order by started_at, span_id))[1] as user_id,
+           (array_agg(service_name order by started_at, span_id))[1] as service_name,
+           max(ingested_at) as last_ingested_at
+    from d group by 1, 2
+)
+insert into requests as r (
+    project_id, request_id, first_started_at, first_span_id, last_ended_at, calls, priced_calls,
+    unpriced_calls, {_TOKENS}, cost_usd, feature, customer, environment, user_id, service_name,
+    model_mix, last_ingested_at)
+select s.project_id, s.request_id, s.first_started_at, s.first_span_id, s.last_ended_at, s.calls,
+       s.priced_calls, s.unpriced_calls, {", ".join("s." + x for x in TOKEN_COLUMNS)},
+       s.cost_usd, s.feature, s.customer, s.environment, s.user_id, s.service_name,
+       m.model_mix, s.last_ingested_at
+from sums s join mix m using (project_id, request_id)
+order by 1, 2
+on conflict (project_id, request_id) do update set
+    -- attribution comes from the request's earliest call (ties: smallest span id)
+    feature = case when {_EARLIER}
+                   then excluded.feature else r.feature end,
+    customer = case when {_EARLIER}
+                   then excluded.customer else r.customer end,
+    environment = case when {_EARLIER}
+                   then excluded.environment else r.environment end,
+    user_id = case when {_EARLIER}
+                   then excluded.user_id else r.user_id end,
+    service_name = case when {_EARLIER}
+                   then excluded.service_name else r.service_name end,
+    first_span_id = case when {_EARLIER} then excluded.first_span_id else r.first_span_id end,
+    first_started_at = least(r.first_started_at, excluded.first_started_at),
+    last_ended_at = greatest(r.last_ended_at, excluded.last_ended_at),
+    calls = r.calls + excluded.calls,
+    priced_calls = r.priced_calls + excluded.priced_calls,
+    unpriced_calls = r.unpriced_calls + excluded.unpriced_calls,
+    {_TOKEN_ADD},
+    cost_usd = r.cost_usd + excluded.cost_usd,
+    model_mix = costline_counts_add(r.model_mix, excluded.model_mix),
+    last_ingested_at = greatest(r.last_ingested_at, excluded.last_ingested_at),
+    settled_at = null
+"""
+
+# What a settled request contributes to request_rollups, as stored in requests.rolled.
+def contribution(q: str) -> str:
+    return f"""
+jsonb_build_object(
+    'hour', date_trunc('hour', {q}.first_started_at, 'UTC'),
+    'feature', {q}.feature, 'customer', {q}.customer, 'environment', {q}.environment,
+    'calls', {q}.calls, 'unpriced_calls', {q}.unpriced_calls, 'cost_usd', {q}.cost_usd,
+    {", ".join(f"'{t}', {q}.{t}" for t in TOKEN_COLUMNS)},
+    'cost_key', case when {q}.priced_calls > 0 then {bucket(f"{q}.cost_usd::float8")} end,
+    'tokens_key', {bucket(f"({q}.input_tokens + {q}.output_tokens)::float8")},
+    'calls_key', {bucket(f"{q}.calls::float8")})
+"""
+
+
+# Settle requests quiet for the settle window: retract what each contributed before (if
+# anything), add what it contributes now, and remember the new contribution.
+SETTLE_REQUESTS = f"""
+with due as (
+    select project_id, request_id from requests
+    where settled_at is null and last_ingested_at < :cutoff
+    order by last_ingested_at
+    limit :batch
+    for update skip locked
+),
+changed as (
+    update requests q set settled_at = :now, rolled = {contribution("q")}
+    from due join requests old
+         on old.project_id = due.project_id and old.request_id = due.request_id
+    where q.project_id = due.project_id and q.request_id = due.request_id
+    returning q.project_id, q.rolled as new_rolled, old.rolled as old_rolled
+),
+signed as (
+    select project_id, 1 as sign, new_rolled as c from changed
+    union all
+    select project_id, -1 as sign, old_rolled as c from changed where old_rolled is not null
+),
+parts as (
+    select s.project_id, g.grain, (s.c->>'hour')::timestamptz as hour,
+           s.c->>'feature' as feature,
+           case when g.grain = 0 then s.c->>'customer' else '' end as customer,
+           s.c->>'environment' as environment, s.sign,
+           (s.c->>'calls')::bigint as calls, (s.c->>'unpriced_calls')::bigint as unpriced_calls,
+           {", ".join(f"(s.c->>'{t}')::bigint as {t}" for t in TOKEN_COLUMNS)},
+           (s.c->>'cost_usd')::numeric as cost_usd, (s.c->>'cost_key')::int as cost_key,
+           (s.c->>'tokens_key')::int as tokens_key, (s.c->>'calls_key')::int as calls_key
+    from signed s cross join (values (0::smallint), (1::smallint)) as g(grain)
+),
+totals as (
+    select project_id, grain, hour, feature, customer, environment,
+           sum(sign)::bigint as requests, sum(sign * calls)::bigint as calls,
+           sum(sign * unpriced_calls)::bigint as unpriced_calls,
+           {", ".join(f"sum(sign * {t})::bigint as {t}" for t in TOKEN_COLUMNS)},
+           sum(sign * cost_usd) as cost_usd
+    from parts group by 1, 2, 3, 4, 5, 6
+),
+{", ".join(f'''{name}_buckets as (
+    select project_id, grain, hour, feature, customer, environment,
+           array_agg(k order by k) as keys, array_agg(n order by k) as counts
+    from (select project_id, grain, hour, feature, customer, environment, {key} as k,
+                 sum(sign)::bigint as n
+          from parts where {key} is not null group by 1, 2, 3, 4, 5, 6, 7
+          having sum(sign) <> 0) as b
+    group by 1, 2, 3, 4, 5, 6
+)''' for name, key in (("cost", "cost_key"), ("tokens", "tokens_key"), ("calls", "calls_key")))}
+insert into request_rollups as r (
+    project_id, grain, hour, feature, customer, environment, requests, calls, unpriced_calls,
+    {_TOKENS}, cost_usd, request_cost_keys, request_cost_counts, request_tokens_keys,
+    request_tokens_counts, calls_per_request_keys, calls_per_request_counts)
+select t.project_id, t.grain, t.hour, t.feature, t.customer, t.environment, t.requests,
+       t.calls, t.unpriced_calls, {", ".join("t." + x for x in TOKEN_COLUMNS)}, t.cost_usd,
+       coalesce(cb.keys, '{{}}'), coalesce(cb.counts, '{{}}'),
+       coalesce(tb.keys, '{{}}'), coalesce(tb.counts, '{{}}'),
+       coalesce(nb.keys, '{{}}'), coalesce(nb.counts, '{{}}')
+from totals t
+left join cost_buckets cb using (project_id, grain, hour, feature, customer, environment)
+left join tokens_buckets tb using (project_id, grain, hour, feature, customer, environment)
+left join calls_buckets nb using (project_id, grain, hour, feature, customer, environment)
+order by 1, 2, 3, 4, 5, 6
+on conflict (project_id, grain, hour, feature, customer, environment) do update set
+    requests = r.requests + excluded.requests,
+    calls = r.calls + excluded.calls,
+    unpriced_calls = r.unpriced_calls + excluded.unpriced_calls,
+    {_TOKEN_ADD},
+    cost_usd = r.cost_usd + excluded.cost_usd,
+    (request_cost_keys, request_cost_counts) = (
+        select keys, counts from costline_hist_add(
+            r.request_cost_keys, r.request_cost_counts,
+            excluded.request_cost_keys, excluded.request_cost_counts)),
+    (request_tokens_keys, request_tokens_counts) = (
+        select keys, counts from costline_hist_add(
+            r.request_tokens_keys, r.request_tokens_counts,
+            excluded.request_tokens_keys, excluded.request_tokens_counts)),
+    (calls_per_request_keys, calls_per_request_counts) = (
+        select keys, counts from costline_hist_add(
+            r.calls_per_request_keys, r.calls_per_request_counts,
+            excluded.calls_per_request_keys, excluded.calls_per_request_counts))
+"""
+
+# Cells left empty by retractions (a request that moved hour or dimensions).
+DROP_EMPTY_REQUEST_CELLS = "delete from request_rollups where requests = 0"
