@@ -600,7 +600,7 @@ def iter_spans(
                     trace_id,
                     span_id,
                     parent_span_id,
-                    span.name,
+                    _text(span.name),
                     span.kind,
                     start,
                     span.end_time_unix_nano,
@@ -653,7 +653,7 @@ def _read_attributes(
     # frequency measured faster than getattr(value, which).
     attributes: dict[str, AttrValue] = {}
     for kv in kvs:
-        key = kv.key
+        key = _text(kv.key)
         if prefixes is not None and not key.startswith(prefixes):
             continue
         if keep is not None and not keep(key):
@@ -661,7 +661,7 @@ def _read_attributes(
         value = kv.value
         which = value.WhichOneof("value")
         if which == "string_value":
-            attributes[key] = value.string_value
+            attributes[key] = _text(value.string_value)
         elif which == "int_value":
             attributes[key] = value.int_value
         elif which == "double_value":
@@ -677,11 +677,19 @@ def _read_attributes(
     return attributes
 
 
+def _text(value: str) -> str:
+    # Valid in protobuf and JSON strings, refused by PostgreSQL text and jsonb: replace it here,
+    # once, so nothing downstream can meet it.
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
 def _read_array(value: AnyValue) -> tuple[Scalar, ...]:
     items: list[Scalar] = []
     for element in value.array_value.values:
         which = element.WhichOneof("value")
-        if which in _SCALAR_FIELDS:
+        if which == "string_value":
+            items.append(_text(element.string_value))
+        elif which in _SCALAR_FIELDS:
             items.append(getattr(element, which))
         elif which == "bytes_value":
             items.append(element.bytes_value.hex())

@@ -302,3 +302,14 @@ def test_unreachable_database_answers_503_quickly(keys: Keys) -> None:
             assert response.status_code == 503
             assert "retry-after" in response.headers
             assert time.monotonic() - started < 6.0
+
+
+def test_nul_characters_are_replaced_not_a_server_error(
+    collector: RunningCollector, keys: Keys, session_factory: sessionmaker[Session]
+) -> None:
+    span = _span({**GPT4O, "costline.feature": "se\x00arch", "costline.tag.k\x00ey": "v\x00"})
+    span.name = "chat\x00"
+    response = collector.post(_request(span).SerializeToString(), key=keys.ingest)
+    assert response.status_code == 200
+    row = _rows(session_factory)[0]
+    assert row["feature"] == "se\ufffdarch" and row["span_name"] == "chat\ufffd"
