@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.core.db import make_engine, make_session_factory
 from services.core.health import HealthChecker
 from services.core.http import install_error_handlers, install_health_route
+from services.usage import endpoints as usage_endpoints
 
 
 def create_app(*, database_url: str, broker_url: str | None) -> FastAPI:
@@ -16,4 +17,5 @@ def create_app(*, database_url: str, broker_url: str | None) -> FastAPI:
     app.state.session_factory = make_session_factory(engine)
     install_error_handlers(app)
     install_health_route(app, HealthChecker(engine=engine, broker_url=broker_url))
+    app.include_router(usage_endpoints.router)
     return app
