@@ -14,7 +14,8 @@ MAX_BUCKETS = 2000
 MAX_GROUPS = 1000
 DEFAULT_RANGE = timedelta(days=7)
 _APPROX_BUCKET = {"hour": timedelta(hours=1), "day": timedelta(days=1),
-                  "week": timedelta(days=7), "month": timedelta(days=28)}
+                  "week": timedelta(days=7), "month": timedelta(days=28),
+                  "total": timedelta(days=36500)}
 
 
 @dataclass(frozen=True, slots=True)

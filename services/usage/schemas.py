@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 Dimension = Literal["provider", "model", "feature", "customer", "environment"]
-Interval = Literal["hour", "day", "week", "month"]
+Interval = Literal["hour", "day", "week", "month", "total"]
 Metric = Literal["call_cost", "request_cost", "request_tokens", "calls_per_request", "latency"]
 
 DIMENSIONS: tuple[Dimension, ...] = ("provider", "model", "feature", "customer", "environment")

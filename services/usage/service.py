@@ -64,7 +64,10 @@ def _where(sel: Selection, *, raw: bool, params: dict[str, Any]) -> str:
     return "".join(f" and {clause}" for clause in clauses)
 
 
-def _bucket(column: str) -> str:
+def _bucket(column: str, interval: str) -> str:
+    """The local start of the interval holding ``column``; ``total``: one bucket, the range."""
+    if interval == "total":
+        return "(cast(:start as timestamptz) at time zone :tz)"
     return f"date_trunc(:interval, {column} at time zone :tz)"
 
 
@@ -87,13 +90,13 @@ def query_usage(session: Session, *, sel: Selection) -> UsageAnswer:
     statement = f"""
         with calls (local_bucket{group_cols}, calls, unpriced_calls, {", ".join(TOKENS)},
                     cost_usd) as (
-            select {_bucket("r.hour")}{cell_dims}, r.calls, r.unpriced_calls,
+            select {_bucket("r.hour", sel.interval)}{cell_dims}, r.calls, r.unpriced_calls,
                    {", ".join("r." + t for t in TOKENS)}, r.cost_usd
             from call_rollups r
             where r.project_id = :p and r.grain = :grain and r.hour >= :start and r.hour < :end
                   {_where(sel, raw=False, params=params)}
             union all
-            select {_bucket("c.started_at")}{raw_dims}, 1, (c.cost_usd is null)::int,
+            select {_bucket("c.started_at", sel.interval)}{raw_dims}, 1, (c.cost_usd is null)::int,
                    {", ".join("c." + t for t in TOKENS)}, coalesce(c.cost_usd, 0)
             from llm_calls c
             where c.project_id = :p and {NOT_ROLLED_UP}
@@ -132,7 +135,7 @@ def _request_counts(session: Session, sel: Selection) -> dict[tuple[Any, ...], i
     params = _params(sel)
     dims = "".join(f", r.{d}" for d in sel.group_by)
     rows = session.execute(text(f"""
-        select {_bucket("r.hour")} at time zone :tz as bucket{dims}, sum(r.requests)::bigint
+        select {_bucket("r.hour", sel.interval)} at time zone :tz as bucket{dims}, sum(r.requests)::bigint
         from request_rollups r
         where r.project_id = :p and r.grain = :grain and r.hour >= :start and r.hour < :end
               {_where(sel, raw=False, params=params)}
@@ -159,7 +162,7 @@ def query_percentiles(
     cell_dims = "".join(f", r.{d}" for d in dims)
     group_cols = "".join(f", d{i}" for i in range(len(dims)))
     parts = [f"""
-        select {_bucket("r.hour")}{cell_dims}, u.k, u.n
+        select {_bucket("r.hour", sel.interval)}{cell_dims}, u.k, u.n
         from {table} r, unnest(r.{column}_keys, r.{column}_counts) as u(k, n)
         where r.project_id = :p and r.grain = :grain and r.hour >= :start and r.hour < :end
               {_where(sel, raw=False, params=params)}
@@ -168,7 +171,7 @@ def query_percentiles(
         raw_dims = "".join(f", {RAW_DIMENSION[d]}" for d in dims)
         priced = " and c.cost_usd is not null" if metric == "call_cost" else ""
         parts.append(f"""
-            select {_bucket("c.started_at")}{raw_dims}, {tail_bucket}, 1
+            select {_bucket("c.started_at", sel.interval)}{raw_dims}, {tail_bucket}, 1
             from llm_calls c
             where c.project_id = :p and {NOT_ROLLED_UP}
                   and c.started_at >= :start and c.started_at < :end{priced}
