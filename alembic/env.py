@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from alembic import context
 from alembic.util import CommandError
 from sqlalchemy import create_engine, pool
 
+from alembic import context
 from services.models import Base
 
 config = context.config
@@ -20,9 +20,7 @@ _MANAGED_PARTITION = re.compile(r"^llm_calls_(p\d{8}|default)$")
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    if type_ == "table" and name is not None and _MANAGED_PARTITION.match(name):
-        return False
-    return True
+    return not (type_ == "table" and name is not None and _MANAGED_PARTITION.match(name))
 
 
 def _database_url() -> str:

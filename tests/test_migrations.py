@@ -4,9 +4,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from alembic import command
 from sqlalchemy import inspect
 
+from alembic import command
 from services.core.db import make_engine
 from services.core.migrations import alembic_config
 from tests.conftest import create_database, drop_database

@@ -71,17 +71,31 @@ def choose_project(session: Session, name: str | None) -> Project:
 
 def build_report(session: Session, *, project: Project, last: timedelta, now: datetime) -> Report:
     def selection(start: datetime, end: datetime, group_by: tuple[Dimension, ...] = ()):  # type: ignore[no-untyped-def]
-        return build_selection(project_id=project.id, project_tz=project.timezone, start=start,
-                               end=end, interval="total", tz=None, group_by=group_by,
-                               filters={}, now=now)
+        return build_selection(
+            project_id=project.id,
+            project_tz=project.timezone,
+            start=start,
+            end=end,
+            interval="total",
+            tz=None,
+            group_by=group_by,
+            filters={},
+            now=now,
+        )
 
     start = now - last
 
     def spend(group: Dimension) -> list[SpendLine]:
         answer = service.query_usage(session, sel=selection(start, now, (group,)))
-        lines = [SpendLine(name=row.group[group] or "(none)", calls=row.calls,
-                           cost=Decimal(row.cost_usd), unpriced=row.unpriced_calls)
-                 for row in answer.rows]
+        lines = [
+            SpendLine(
+                name=row.group[group] or "(none)",
+                calls=row.calls,
+                cost=Decimal(row.cost_usd),
+                unpriced=row.unpriced_calls,
+            )
+            for row in answer.rows
+        ]
         return sorted(lines, key=lambda line: line.cost, reverse=True)
 
     def total(a: datetime, b: datetime) -> Decimal:
@@ -89,20 +103,29 @@ def build_report(session: Session, *, project: Project, last: timedelta, now: da
         return sum((Decimal(row.cost_usd) for row in rows), Decimal(0))
 
     def quantiles(a: datetime, b: datetime) -> tuple[float | None, float | None]:
-        rows = service.query_percentiles(session, sel=selection(a, b), metric="request_cost",
-                                         qs=[0.5, 0.99]).rows
+        rows = service.query_percentiles(
+            session, sel=selection(a, b), metric="request_cost", qs=[0.5, 0.99]
+        ).rows
         if not rows:
             return None, None
         return rows[0].values["0.5"], rows[0].values["0.99"]
 
     now_q, before_q = quantiles(start, now), quantiles(start - last, start)
-    top = listing.list_requests(session, sel=selection(start, now), sort="-cost", limit=5,
-                                cursor=None).items
+    top = listing.list_requests(
+        session, sel=selection(start, now), sort="-cost", limit=5, cursor=None
+    ).items
     return Report(
-        project=project.name, start=start, end=now, total=total(start, now),
-        previous_total=total(start - last, start), by_feature=spend("feature"),
-        by_model=spend("model"), p50=(now_q[0], before_q[0]), p99=(now_q[1], before_q[1]),
-        top_requests=top)
+        project=project.name,
+        start=start,
+        end=now,
+        total=total(start, now),
+        previous_total=total(start - last, start),
+        by_feature=spend("feature"),
+        by_model=spend("model"),
+        p50=(now_q[0], before_q[0]),
+        p99=(now_q[1], before_q[1]),
+        top_requests=top,
+    )
 
 
 def _usd(value: Decimal | float | None) -> str:
@@ -129,19 +152,34 @@ def _spend_table(title: str, lines: list[SpendLine], total: Decimal) -> Table:
     table.add_column("Unpriced", justify="right")
     for line in lines[:10]:
         share = f"{line.cost / total * 100:.0f}%" if total else "—"
-        table.add_row(line.name, _usd(line.cost), share, f"{line.calls:,}",
-                      f"{line.unpriced:,}" if line.unpriced else "")
+        table.add_row(
+            line.name,
+            _usd(line.cost),
+            share,
+            f"{line.calls:,}",
+            f"{line.unpriced:,}" if line.unpriced else "",
+        )
     return table
 
 
 def render(report: Report, console: Console) -> None:
     window = f"{report.start:%Y-%m-%d %H:%M} → {report.end:%Y-%m-%d %H:%M} UTC"
     headline = Text.assemble(
-        ("Spend ", "bold"), (_usd(report.total), "bold"), "  ",
-        _trend(report.total, report.previous_total), " vs the window before\n",
-        ("Per-request cost  ", "bold"), "p50 ", _usd(report.p50[0]), " ",
-        _trend(report.p50[0], report.p50[1]), "   p99 ", _usd(report.p99[0]), " ",
-        _trend(report.p99[0], report.p99[1]))
+        ("Spend ", "bold"),
+        (_usd(report.total), "bold"),
+        "  ",
+        _trend(report.total, report.previous_total),
+        " vs the window before\n",
+        ("Per-request cost  ", "bold"),
+        "p50 ",
+        _usd(report.p50[0]),
+        " ",
+        _trend(report.p50[0], report.p50[1]),
+        "   p99 ",
+        _usd(report.p99[0]),
+        " ",
+        _trend(report.p99[0], report.p99[1]),
+    )
     console.print(Panel(headline, title=f"costline · {report.project} · {window}"))
     console.print(_spend_table("Spend by feature", report.by_feature, report.total))
     console.print(_spend_table("Spend by model", report.by_model, report.total))
@@ -149,8 +187,14 @@ def render(report: Report, console: Console) -> None:
     for column in ("Request", "Cost", "Calls", "Feature", "Customer", "Started"):
         top.add_column(column, justify="right" if column in ("Cost", "Calls") else "left")
     for item in report.top_requests:
-        top.add_row(item.request_id[:24], _usd(Decimal(item.cost_usd)), str(item.calls),
-                    item.feature or "", item.customer or "", f"{item.first_started_at:%m-%d %H:%M}")
+        top.add_row(
+            item.request_id[:24],
+            _usd(Decimal(item.cost_usd)),
+            str(item.calls),
+            item.feature or "",
+            item.customer or "",
+            f"{item.first_started_at:%m-%d %H:%M}",
+        )
     console.print(Group(top))
     if not report.by_feature:
         console.print(Text("No calls in this window yet.", style="dim"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -35,10 +36,8 @@ class Child:
     def signal_group(self, sig: int) -> None:
         if self.process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 @dataclass
@@ -78,10 +77,8 @@ class Supervisor:
             if child.process is not None:
                 child.process.wait()
         for pid in self._known_pids:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 psutil.Process(pid).kill()
-            except psutil.NoSuchProcess:
-                pass
 
 
 def wait_healthy(url: str, *, timeout_s: float, supervisor: Supervisor) -> None:

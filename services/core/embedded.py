@@ -53,13 +53,13 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or join) the server; return a psycopg SQLAlchemy URL over its unix socket."""
-        import pgserver  # imported lazily: only the embedded path needs it
+        import pgserver.postgres_server  # imported lazily: only the embedded path needs it
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.pgdata.exists():
             _prune_dead_handles(self.pgdata)
         try:
-            self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
+            self._server = pgserver.postgres_server.get_server(self.pgdata, cleanup_mode="stop")
         except Exception as exc:
             log = self.pgdata / "log"
             tail = log.read_text()[-400:] if log.exists() else ""
@@ -131,7 +131,5 @@ def _wait_or_kill(pid: int, timeout_s: float = 10.0) -> None:
         except psutil.NoSuchProcess:
             return
         time.sleep(0.05)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

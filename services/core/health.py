@@ -24,7 +24,7 @@ class HealthChecker:
         try:
             with self.engine.connect() as conn:
                 conn.execute(text("select 1"))
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported as text
+        except Exception as exc:
             return f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         return "ok"
 

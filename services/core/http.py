@@ -31,8 +31,9 @@ def install_error_handlers(app: FastAPI) -> None:
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(part) for part in first.get("loc", ()) if part not in ("query", "body", "path")]
         field = ".".join(loc) or None
-        return problem(400, "bad_request", f"{field or 'request'}: {first.get('msg', 'invalid')}",
-                       field)
+        return problem(
+            400, "bad_request", f"{field or 'request'}: {first.get('msg', 'invalid')}", field
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

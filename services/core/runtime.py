@@ -49,17 +49,19 @@ def check_database(url: str, *, setting: str = "COSTLINE_DATABASE_URL") -> None:
 
 def check_broker(url: str, *, setting: str = "COSTLINE_BROKER_URL") -> None:
     """Open one broker connection; raise ConfigurationError naming ``setting`` and the reason."""
-    from kombu import Connection
+    from kombu.connection import Connection
 
     try:
-        with Connection(url, connect_timeout=5) as conn:
+        with Connection(url, connect_timeout=5) as conn:  # type: ignore[no-untyped-call]
             conn.ensure_connection(max_retries=1, timeout=5)
-    except Exception as exc:  # noqa: BLE001 - kombu raises many transport-specific types
+    except Exception as exc:
         raise ConfigurationError(f"{setting} is unreachable: {exc}") from None
 
 
 @contextmanager
-def runtime(settings: Settings, *, need_broker: bool = True, check: bool = True) -> Iterator[Runtime]:
+def runtime(
+    settings: Settings, *, need_broker: bool = True, check: bool = True
+) -> Iterator[Runtime]:
     """Yield the servers to use, starting embedded ones for unset URLs and stopping them after."""
     rt = Runtime(database_url="", broker_url=None)
     try:

@@ -62,12 +62,14 @@ def create_key(session: Session, *, project_name: str, scope: str) -> CreatedKey
         )
     project = get_or_create_project(session, name=project_name)
     key = f"{KEY_PREFIX}_{scope}_{secrets.token_urlsafe(32)}"
-    row = ApiKey(project_id=project.id, scope=scope, prefix=key[: len(scope) + 11],
-                 key_hash=hash_key(key))
+    row = ApiKey(
+        project_id=project.id, scope=scope, prefix=key[: len(scope) + 11], key_hash=hash_key(key)
+    )
     session.add(row)
     session.flush()
-    return CreatedKey(key=key, key_id=row.id, project_id=project.id, project_name=project.name,
-                      scope=scope)
+    return CreatedKey(
+        key=key, key_id=row.id, project_id=project.id, project_name=project.name, scope=scope
+    )
 
 
 def revoke_key(session: Session, *, key_id: int) -> None:

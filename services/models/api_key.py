@@ -14,9 +14,7 @@ class ApiKey(Base):
     """A bearer key. Only its SHA-256 is stored; ``prefix`` lets people tell keys apart."""
 
     __tablename__ = "api_keys"
-    __table_args__ = (
-        CheckConstraint("scope in ('ingest', 'read', 'admin')", name="scope"),
-    )
+    __table_args__ = (CheckConstraint("scope in ('ingest', 'read', 'admin')", name="scope"),)
 
     id: Mapped[int] = mapped_column(Identity(), primary_key=True)
     project_id: Mapped[int] = mapped_column(

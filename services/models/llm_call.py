@@ -39,9 +39,7 @@ class LlmCall(Base):
     __tablename__ = "llm_calls"
     __table_args__ = (
         PrimaryKeyConstraint("project_id", "started_at", "trace_id", "span_id"),
-        CheckConstraint(
-            "cost_source in ('computed', 'client', 'unpriced')", name="cost_source"
-        ),
+        CheckConstraint("cost_source in ('computed', 'client', 'unpriced')", name="cost_source"),
         Index("ix_llm_calls_ingest_xid", "ingest_xid"),
         Index("ix_llm_calls_project_cost", "project_id", "cost_usd"),
         {"postgresql_partition_by": "RANGE (started_at)"},

@@ -20,10 +20,13 @@ class PriceOverrideRow(Base):
             "or cache_read_mtok is not null or cache_write_mtok is not null",
             name="has_a_price",
         ),
-        CheckConstraint("discount_pct is null or (discount_pct >= 0 and discount_pct <= 100)",
-                        name="discount_range"),
-        CheckConstraint("effective_to is null or effective_to > effective_from",
-                        name="effective_range"),
+        CheckConstraint(
+            "discount_pct is null or (discount_pct >= 0 and discount_pct <= 100)",
+            name="discount_range",
+        ),
+        CheckConstraint(
+            "effective_to is null or effective_to > effective_from", name="effective_range"
+        ),
         Index("ix_price_overrides_project_model", "project_id", "provider", "model"),
     )
 

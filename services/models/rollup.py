@@ -55,8 +55,9 @@ class CallRollup(Base):
 
     __tablename__ = "call_rollups"
     __table_args__ = (
-        PrimaryKeyConstraint("project_id", "grain", "hour", "provider", "model", "feature",
-                             "customer", "environment"),
+        PrimaryKeyConstraint(
+            "project_id", "grain", "hour", "provider", "model", "feature", "customer", "environment"
+        ),
     )
 
     project_id: Mapped[int] = mapped_column(Integer)
@@ -117,8 +118,9 @@ class LlmRequest(Base):
         PrimaryKeyConstraint("project_id", "request_id"),
         Index("ix_requests_project_started", "project_id", "first_started_at"),
         Index("ix_requests_project_cost", "project_id", "cost_usd"),
-        Index("ix_requests_unsettled", "last_ingested_at",
-              postgresql_where=text("settled_at is null")),
+        Index(
+            "ix_requests_unsettled", "last_ingested_at", postgresql_where=text("settled_at is null")
+        ),
     )
 
     project_id: Mapped[int] = mapped_column(Integer)

@@ -41,8 +41,9 @@ def lock_watermark(session: Session, name: str = CALLS_WATERMARK) -> int:
 
 def safe_upper_xid(session: Session) -> int:
     """Every transaction below this id has finished, so the rows it wrote are final."""
-    return int(session.execute(text("select pg_snapshot_xmin(pg_current_snapshot())::text"))
-               .scalar_one())
+    return int(
+        session.execute(text("select pg_snapshot_xmin(pg_current_snapshot())::text")).scalar_one()
+    )
 
 
 def advance_calls(session: Session) -> AdvanceReport:
@@ -63,7 +64,10 @@ def advance_calls(session: Session) -> AdvanceReport:
 
 
 def settle_requests(
-    session: Session, *, now: datetime, settle_window: timedelta = DEFAULT_SETTLE_WINDOW,
+    session: Session,
+    *,
+    now: datetime,
+    settle_window: timedelta = DEFAULT_SETTLE_WINDOW,
     batch: int = 50_000,
 ) -> int:
     """Roll up requests with no new call for ``settle_window``.

@@ -20,8 +20,13 @@ def bucket(expr: str) -> str:
 CALL_MODEL = "coalesce(c.response_model, c.request_model, '')"
 CALL_REQUEST = "coalesce(c.request_id, encode(c.trace_id, 'hex'))"
 CALL_LATENCY = "greatest(extract(epoch from c.ended_at - c.started_at)::float8, 0)"
-TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-                 "reasoning_tokens")
+TOKEN_COLUMNS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
 _TOKEN_SUMS = ", ".join(f"sum({t})::bigint as {t}" for t in TOKEN_COLUMNS)
 _TOKEN_ADD = ", ".join(f"{t} = r.{t} + excluded.{t}" for t in TOKEN_COLUMNS)
 _TOKENS = ", ".join(TOKEN_COLUMNS)
@@ -95,7 +100,9 @@ do update set
 """
 
 # The new calls hold an earlier first call than the stored request (ties: smallest span id).
-_EARLIER = "(excluded.first_started_at, excluded.first_span_id) < (r.first_started_at, r.first_span_id)"
+_EARLIER = (
+    "(excluded.first_started_at, excluded.first_span_id) < (r.first_started_at, r.first_span_id)"
+)
 
 # Fold new calls into their requests' running sums; a request that changes is unsettled again.
 ADVANCE_REQUESTS = f"""
@@ -162,6 +169,7 @@ on conflict (project_id, request_id) do update set
     settled_at = null
 """
 
+
 # What a settled request contributes to request_rollups, as stored in requests.rolled.
 def contribution(q: str) -> str:
     return f"""
@@ -217,7 +225,9 @@ totals as (
            sum(sign * cost_usd) as cost_usd
     from parts group by 1, 2, 3, 4, 5, 6
 ),
-{", ".join(f'''{name}_buckets as (
+{
+    ", ".join(
+        f'''{name}_buckets as (
     select project_id, grain, hour, feature, customer, environment,
            array_agg(k order by k) as keys, array_agg(n order by k) as counts
     from (select project_id, grain, hour, feature, customer, environment, {key} as k,
@@ -225,7 +235,10 @@ totals as (
           from parts where {key} is not null group by 1, 2, 3, 4, 5, 6, 7
           having sum(sign) <> 0) as b
     group by 1, 2, 3, 4, 5, 6
-)''' for name, key in (("cost", "cost_key"), ("tokens", "tokens_key"), ("calls", "calls_key")))}
+)'''
+        for name, key in (("cost", "cost_key"), ("tokens", "tokens_key"), ("calls", "calls_key"))
+    )
+}
 insert into request_rollups as r (
     project_id, grain, hour, feature, customer, environment, requests, calls, unpriced_calls,
     {_TOKENS}, cost_usd, request_cost_keys, request_cost_counts, request_tokens_keys,

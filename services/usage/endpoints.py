@@ -25,36 +25,79 @@ from services.usage.schemas import (
 
 router = APIRouter(prefix="/v1", tags=["usage"])
 
-From = Annotated[datetime | None, Query(alias="from", description="Start (ISO 8601 with offset); default 7 days before `to`.")]
+From = Annotated[
+    datetime | None,
+    Query(alias="from", description="Start (ISO 8601 with offset); default 7 days before `to`."),
+]
 To = Annotated[datetime | None, Query(alias="to", description="End, exclusive; default now.")]
 Values = Annotated[list[str] | None, Query()]
-GroupBy = Annotated[list[str] | None, Query(description="Any of provider, model, feature, customer, environment (repeat or comma-separate).")]
+GroupBy = Annotated[
+    list[str] | None,
+    Query(
+        description="Any of provider, model, feature, customer, environment "
+        "(repeat or comma-separate)."
+    ),
+]
 
 
 def _selection(
-    session: Session, key: ReadKey, *, start: datetime | None, end: datetime | None,
-    interval: Interval, tz: str | None, group_by: list[str] | None,
+    session: Session,
+    key: ReadKey,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    interval: Interval,
+    tz: str | None,
+    group_by: list[str] | None,
     filters: dict[Dimension, list[str] | None],
 ) -> Selection:
     project = session.get(Project, key.project_id)
     assert project is not None
     return build_selection(
-        project_id=key.project_id, project_tz=project.timezone, start=start, end=end,
-        interval=interval, tz=tz, group_by=parse_group_by(group_by), filters=filters,
-        now=datetime.now(UTC))
+        project_id=key.project_id,
+        project_tz=project.timezone,
+        start=start,
+        end=end,
+        interval=interval,
+        tz=tz,
+        group_by=parse_group_by(group_by),
+        filters=filters,
+        now=datetime.now(UTC),
+    )
 
 
 @router.get("/usage", response_model=UsageAnswer, response_model_by_alias=True)
 def get_usage(
-    session: SessionDep, key: ReadKey, start: From = None, end: To = None,
-    interval: Interval = "day", tz: str | None = None, group_by: GroupBy = None,
-    provider: Values = None, model: Values = None, feature: Values = None,
-    customer: Values = None, environment: Values = None,
+    session: SessionDep,
+    key: ReadKey,
+    start: From = None,
+    end: To = None,
+    interval: Interval = "day",
+    tz: str | None = None,
+    group_by: GroupBy = None,
+    provider: Values = None,
+    model: Values = None,
+    feature: Values = None,
+    customer: Values = None,
+    environment: Values = None,
 ) -> UsageAnswer:
     """Calls, settled requests, tokens by type, cost and unpriced calls per interval and group."""
-    sel = _selection(session, key, start=start, end=end, interval=interval, tz=tz,
-                     group_by=group_by, filters={"provider": provider, "model": model,
-                     "feature": feature, "customer": customer, "environment": environment})
+    sel = _selection(
+        session,
+        key,
+        start=start,
+        end=end,
+        interval=interval,
+        tz=tz,
+        group_by=group_by,
+        filters={
+            "provider": provider,
+            "model": model,
+            "feature": feature,
+            "customer": customer,
+            "environment": environment,
+        },
+    )
     return service.query_usage(session, sel=sel)
 
 
@@ -74,16 +117,39 @@ def _parse_q(raw: list[str] | None) -> list[float]:
 
 @router.get("/percentiles", response_model=PercentileAnswer, response_model_by_alias=True)
 def get_percentiles(
-    session: SessionDep, key: ReadKey, metric: Metric, q: Values = None,
-    start: From = None, end: To = None, interval: Interval = "day", tz: str | None = None,
-    group_by: GroupBy = None, provider: Values = None, model: Values = None,
-    feature: Values = None, customer: Values = None, environment: Values = None,
+    session: SessionDep,
+    key: ReadKey,
+    metric: Metric,
+    q: Values = None,
+    start: From = None,
+    end: To = None,
+    interval: Interval = "day",
+    tz: str | None = None,
+    group_by: GroupBy = None,
+    provider: Values = None,
+    model: Values = None,
+    feature: Values = None,
+    customer: Values = None,
+    environment: Values = None,
 ) -> PercentileAnswer:
     """Quantiles of per-call or per-request metrics, within 1 % relative error."""
     qs = _parse_q(q)
-    sel = _selection(session, key, start=start, end=end, interval=interval, tz=tz,
-                     group_by=group_by, filters={"provider": provider, "model": model,
-                     "feature": feature, "customer": customer, "environment": environment})
+    sel = _selection(
+        session,
+        key,
+        start=start,
+        end=end,
+        interval=interval,
+        tz=tz,
+        group_by=group_by,
+        filters={
+            "provider": provider,
+            "model": model,
+            "feature": feature,
+            "customer": customer,
+            "environment": environment,
+        },
+    )
     return service.query_percentiles(session, sel=sel, metric=metric, qs=qs)
 
 
@@ -92,26 +158,61 @@ Limit = Annotated[int, Query(ge=1, le=listing.MAX_LIMIT)]
 
 @router.get("/requests", response_model=RequestPage)
 def get_requests(
-    session: SessionDep, key: ReadKey, start: From = None, end: To = None,
-    sort: listing.Sort = "-started_at", limit: Limit = 50, cursor: str | None = None,
-    feature: Values = None, customer: Values = None, environment: Values = None,
+    session: SessionDep,
+    key: ReadKey,
+    start: From = None,
+    end: To = None,
+    sort: listing.Sort = "-started_at",
+    limit: Limit = 50,
+    cursor: str | None = None,
+    feature: Values = None,
+    customer: Values = None,
+    environment: Values = None,
 ) -> RequestPage:
     """User-facing requests with their summed cost; `sort=-cost` for the most expensive."""
-    sel = _selection(session, key, start=start, end=end, interval="day", tz=None, group_by=None,
-                     filters={"feature": feature, "customer": customer,
-                              "environment": environment})
+    sel = _selection(
+        session,
+        key,
+        start=start,
+        end=end,
+        interval="day",
+        tz=None,
+        group_by=None,
+        filters={"feature": feature, "customer": customer, "environment": environment},
+    )
     return listing.list_requests(session, sel=sel, sort=sort, limit=limit, cursor=cursor)
 
 
 @router.get("/calls", response_model=CallPage)
 def get_calls(
-    session: SessionDep, key: ReadKey, start: From = None, end: To = None,
-    sort: listing.Sort = "-started_at", limit: Limit = 50, cursor: str | None = None,
-    provider: Values = None, model: Values = None, feature: Values = None,
-    customer: Values = None, environment: Values = None,
+    session: SessionDep,
+    key: ReadKey,
+    start: From = None,
+    end: To = None,
+    sort: listing.Sort = "-started_at",
+    limit: Limit = 50,
+    cursor: str | None = None,
+    provider: Values = None,
+    model: Values = None,
+    feature: Values = None,
+    customer: Values = None,
+    environment: Values = None,
 ) -> CallPage:
     """Individual LLM calls (raw, within retention); `sort=-cost` for the most expensive."""
-    sel = _selection(session, key, start=start, end=end, interval="day", tz=None, group_by=None,
-                     filters={"provider": provider, "model": model, "feature": feature,
-                              "customer": customer, "environment": environment})
+    sel = _selection(
+        session,
+        key,
+        start=start,
+        end=end,
+        interval="day",
+        tz=None,
+        group_by=None,
+        filters={
+            "provider": provider,
+            "model": model,
+            "feature": feature,
+            "customer": customer,
+            "environment": environment,
+        },
+    )
     return listing.list_calls(session, sel=sel, sort=sort, limit=limit, cursor=cursor)

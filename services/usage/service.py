@@ -18,7 +18,6 @@ from services.usage.params import MAX_GROUPS, Selection
 from services.usage.schemas import (
     CALL_METRICS,
     REQUEST_DIMENSIONS,
-    Dimension,
     Metric,
     PercentileAnswer,
     PercentileRow,
@@ -43,8 +42,10 @@ HISTOGRAMS: dict[Metric, tuple[str, str, str | None]] = {
     "request_tokens": ("request_rollups", "request_tokens", None),
     "calls_per_request": ("request_rollups", "calls_per_request", None),
 }
-SETTLED_NOTE = ("request metrics count requests once they settle (no new call for the settle "
-                "window, COSTLINE_SETTLE_WINDOW_S)")
+SETTLED_NOTE = (
+    "request metrics count requests once they settle (no new call for the settle "
+    "window, COSTLINE_SETTLE_WINDOW_S)"
+)
 
 
 # Cells, watermark and tail are read in one statement, hence one snapshot: a rollup committing
@@ -72,8 +73,14 @@ def _bucket(column: str, interval: str) -> str:
 
 
 def _params(sel: Selection) -> dict[str, Any]:
-    return {"p": sel.project_id, "start": sel.start, "end": sel.end, "interval": sel.interval,
-            "tz": sel.tz, "grain": GRAIN_FULL if sel.involves_customer else GRAIN_NO_CUSTOMER}
+    return {
+        "p": sel.project_id,
+        "start": sel.start,
+        "end": sel.end,
+        "interval": sel.interval,
+        "tz": sel.tz,
+        "grain": GRAIN_FULL if sel.involves_customer else GRAIN_NO_CUSTOMER,
+    }
 
 
 def _group(sel: Selection, values: tuple[Any, ...]) -> dict[str, str | None]:
@@ -111,36 +118,56 @@ def query_usage(session: Session, *, sel: Selection) -> UsageAnswer:
         order by local_bucket{group_cols}
     """
     rows = session.execute(text(statement), params).all()
-    _check_group_count(sel, {tuple(row[1:1 + len(dims)]) for row in rows})
-    requests = _request_counts(session, sel) if set(dims) <= set(REQUEST_DIMENSIONS) and set(
-        sel.filters) <= set(REQUEST_DIMENSIONS) else None
+    _check_group_count(sel, {tuple(row[1 : 1 + len(dims)]) for row in rows})
+    requests = (
+        _request_counts(session, sel)
+        if set(dims) <= set(REQUEST_DIMENSIONS) and set(sel.filters) <= set(REQUEST_DIMENSIONS)
+        else None
+    )
     out = []
     for row in rows:
-        bucket, group = row[0], tuple(row[1:1 + len(dims)])
-        calls, unpriced, *token_sums, cost = row[1 + len(dims):]
-        out.append(UsageRow(
-            bucket=bucket, group=_group(sel, group), calls=calls,
-            requests=None if requests is None else requests.get((bucket, group), 0),
-            **dict(zip(TOKENS, token_sums, strict=True)),
-            cost_usd=str(Decimal(cost).normalize() if cost else Decimal(0)),
-            unpriced_calls=unpriced,
-        ))
-    notes = ["cost_usd excludes unpriced calls (see unpriced_calls); it is never counted as $0",
-             "requests: " + SETTLED_NOTE]
-    return UsageAnswer(from_=sel.start, to=sel.end, interval=sel.interval, tz=sel.tz,
-                       group_by=list(sel.group_by), rows=out, notes=notes)
+        bucket, group = row[0], tuple(row[1 : 1 + len(dims)])
+        calls, unpriced, *token_sums, cost = row[1 + len(dims) :]
+        out.append(
+            UsageRow(
+                bucket=bucket,
+                group=_group(sel, group),
+                calls=calls,
+                requests=None if requests is None else requests.get((bucket, group), 0),
+                **dict(zip(TOKENS, token_sums, strict=True)),
+                cost_usd=str(Decimal(cost).normalize() if cost else Decimal(0)),
+                unpriced_calls=unpriced,
+            )
+        )
+    notes = [
+        "cost_usd excludes unpriced calls (see unpriced_calls); it is never counted as $0",
+        "requests: " + SETTLED_NOTE,
+    ]
+    return UsageAnswer(
+        from_=sel.start,
+        to=sel.end,
+        interval=sel.interval,
+        tz=sel.tz,
+        group_by=list(sel.group_by),
+        rows=out,
+        notes=notes,
+    )
 
 
 def _request_counts(session: Session, sel: Selection) -> dict[tuple[Any, ...], int]:
     params = _params(sel)
     dims = "".join(f", r.{d}" for d in sel.group_by)
-    rows = session.execute(text(f"""
-        select {_bucket("r.hour", sel.interval)} at time zone :tz as bucket{dims}, sum(r.requests)::bigint
+    rows = session.execute(
+        text(f"""
+        select {_bucket("r.hour", sel.interval)} at time zone :tz as bucket{dims},
+               sum(r.requests)::bigint
         from request_rollups r
         where r.project_id = :p and r.grain = :grain and r.hour >= :start and r.hour < :end
               {_where(sel, raw=False, params=params)}
         group by 1{"".join(f", {i + 2}" for i in range(len(sel.group_by)))}
-    """), params).all()
+    """),
+        params,
+    ).all()
     return {(row[0], tuple(row[1:-1])): row[-1] for row in rows}
 
 
@@ -156,17 +183,20 @@ def query_percentiles(
             raise BadRequest(
                 f"{field}: {metric} is per request; group or filter it by "
                 f"{', '.join(REQUEST_DIMENSIONS)} only (a request spans providers and models)",
-                field=field)
+                field=field,
+            )
     params = _params(sel)
     dims = list(sel.group_by)
     cell_dims = "".join(f", r.{d}" for d in dims)
     group_cols = "".join(f", d{i}" for i in range(len(dims)))
-    parts = [f"""
+    parts = [
+        f"""
         select {_bucket("r.hour", sel.interval)}{cell_dims}, u.k, u.n
         from {table} r, unnest(r.{column}_keys, r.{column}_counts) as u(k, n)
         where r.project_id = :p and r.grain = :grain and r.hour >= :start and r.hour < :end
               {_where(sel, raw=False, params=params)}
-    """]
+    """
+    ]
     if tail_bucket is not None:
         raw_dims = "".join(f", {RAW_DIMENSION[d]}" for d in dims)
         priced = " and c.cost_usd is not null" if metric == "call_cost" else ""
@@ -184,24 +214,37 @@ def query_percentiles(
     """
     sketches: dict[tuple[Any, ...], dict[int, int]] = defaultdict(dict)
     for row in session.execute(text(statement), params):
-        sketches[(row[0], *row[1:1 + len(dims)])][row[-2]] = row[-1]
+        sketches[(row[0], *row[1 : 1 + len(dims)])][row[-2]] = row[-1]
     _check_group_count(sel, {key[1:] for key in sketches})
     rows = []
     for key in sorted(sketches, key=lambda k: tuple("" if v is None else v for v in k)):
         histogram = _histogram(sketches[key])
-        rows.append(PercentileRow(
-            bucket=key[0], group=_group(sel, key[1:]), count=histogram.count,
-            values={_q_label(q): (histogram.quantile(q) if histogram.count else None)
-                    for q in qs},
-        ))
+        rows.append(
+            PercentileRow(
+                bucket=key[0],
+                group=_group(sel, key[1:]),
+                count=histogram.count,
+                values={
+                    _q_label(q): (histogram.quantile(q) if histogram.count else None) for q in qs
+                },
+            )
+        )
     notes = ["values are within 1 % relative error (DDSketch log buckets, alpha = 0.01)"]
     if metric == "call_cost":
         notes.append("unpriced calls are left out, never counted as $0")
     if metric not in CALL_METRICS:
         notes.append(SETTLED_NOTE)
-    return PercentileAnswer(metric=metric, q=qs, from_=sel.start, to=sel.end,
-                            interval=sel.interval, tz=sel.tz, group_by=list(sel.group_by),
-                            rows=rows, notes=notes)
+    return PercentileAnswer(
+        metric=metric,
+        q=qs,
+        from_=sel.start,
+        to=sel.end,
+        interval=sel.interval,
+        tz=sel.tz,
+        group_by=list(sel.group_by),
+        rows=rows,
+        notes=notes,
+    )
 
 
 def _histogram(counts: dict[int, int]) -> LogHistogram:
@@ -218,5 +261,6 @@ def _check_group_count(sel: Selection, groups: set[tuple[Any, ...]]) -> None:
     if len(groups) > MAX_GROUPS:
         raise BadRequest(
             f"group_by: {len(groups)} groups (at most {MAX_GROUPS}); add filters or group by "
-            "fewer dimensions", field="group_by")
-
+            "fewer dimensions",
+            field="group_by",
+        )

@@ -41,8 +41,12 @@ def test_unreachable_broker_names_the_setting(tmp_path: Path, postgres_server_ur
 
 
 def test_malformed_broker_url_names_the_setting(tmp_path: Path, postgres_server_url: str) -> None:
-    env = cli_env(tmp_path, COSTLINE_DATABASE_URL=postgres_server_url,
-                  COSTLINE_BROKER_URL="kafka://x", COSTLINE_API_PORT=str(free_port()))
+    env = cli_env(
+        tmp_path,
+        COSTLINE_DATABASE_URL=postgres_server_url,
+        COSTLINE_BROKER_URL="kafka://x",
+        COSTLINE_API_PORT=str(free_port()),
+    )
     result = costline("api", env=env)
     assert result.returncode == 2
     _one_clear_line(result.stderr, "COSTLINE_BROKER_URL must be a redis:// or amqp:// URL")
@@ -82,8 +86,9 @@ def test_keys_create_quiet_prints_the_key_alone(
     tmp_path: Path, database_url: str, session_factory: object
 ) -> None:
     env = cli_env(tmp_path, COSTLINE_DATABASE_URL=database_url)
-    result = costline("keys", "create", "--project", "cli-test", "--scope", "ingest", "--quiet",
-                      env=env)
+    result = costline(
+        "keys", "create", "--project", "cli-test", "--scope", "ingest", "--quiet", env=env
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("\n") == 1
     assert result.stdout.startswith("cl_ingest_")

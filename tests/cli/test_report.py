@@ -27,11 +27,23 @@ def test_report_shows_spend_percentiles_trend_and_top_requests(
             this_week = i % 2 == 0
             started = now - timedelta(days=2 if this_week else 9, minutes=i)
             cost = Decimal("0.02") * (3 if this_week else 1) * (1 + i % 4)
-            make_call(session, project=project, request_id=f"r{i}", started_at=started,
-                      feature="search.rerank" if i % 4 else "support.answer",
-                      model="gpt-4o" if i % 3 else "claude-sonnet-4", cost=str(cost))
-        make_call(session, project=project, request_id="r-unpriced", started_at=now - timedelta(days=1),
-                  cost=None, model="mystery-model")
+            make_call(
+                session,
+                project=project,
+                request_id=f"r{i}",
+                started_at=started,
+                feature="search.rerank" if i % 4 else "support.answer",
+                model="gpt-4o" if i % 3 else "claude-sonnet-4",
+                cost=str(cost),
+            )
+        make_call(
+            session,
+            project=project,
+            request_id="r-unpriced",
+            started_at=now - timedelta(days=1),
+            cost=None,
+            model="mystery-model",
+        )
     with session_factory.begin() as session:
         advance_calls(session)
     with session_factory.begin() as session:

@@ -21,8 +21,11 @@ pytestmark = pytest.mark.slow
 
 def _start(env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli.main", "up"], env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "services.cli.main", "up"],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -73,16 +76,23 @@ def _stop(process: subprocess.Popen[str]) -> str:
 
 
 def _export(collector: str, key: str) -> int:
-    return httpx.post(f"{collector}/v1/traces", content=ExportTraceServiceRequest().SerializeToString(),
-                      headers={"content-type": "application/x-protobuf",
-                               "authorization": f"Bearer {key}"}, timeout=10).status_code
+    return httpx.post(
+        f"{collector}/v1/traces",
+        content=ExportTraceServiceRequest().SerializeToString(),
+        headers={"content-type": "application/x-protobuf", "authorization": f"Bearer {key}"},
+        timeout=10,
+    ).status_code
 
 
 def test_up_runs_everything_stops_cleanly_and_keeps_keys_across_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     collector_port, api_port = free_port(), free_port()
-    env = cli_env(data_dir, COSTLINE_COLLECTOR_PORT=str(collector_port),
-                  COSTLINE_API_PORT=str(api_port), COSTLINE_LOG_LEVEL="WARNING")
+    env = cli_env(
+        data_dir,
+        COSTLINE_COLLECTOR_PORT=str(collector_port),
+        COSTLINE_API_PORT=str(api_port),
+        COSTLINE_LOG_LEVEL="WARNING",
+    )
     collector = f"http://127.0.0.1:{collector_port}"
     health = (f"{collector}/healthz", f"http://127.0.0.1:{api_port}/healthz")
 
@@ -93,8 +103,9 @@ def test_up_runs_everything_stops_cleanly_and_keeps_keys_across_restart(tmp_path
         started = _everything_it_started(first, data_dir)
         assert len(started) >= 6  # 4 parts, the worker's pool, PostgreSQL, Redis
 
-        key = costline("keys", "create", "--project", "shop", "--scope", "ingest", "--quiet",
-                       env=env).stdout.strip()
+        key = costline(
+            "keys", "create", "--project", "shop", "--scope", "ingest", "--quiet", env=env
+        ).stdout.strip()
         assert key.startswith("cl_ingest_")
         assert _export(collector, key) == 200
 

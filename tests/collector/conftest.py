@@ -24,8 +24,14 @@ class RunningCollector:
     url: str
     app: FastAPI
 
-    def post(self, body: bytes, *, key: str | None, content_type: str = "application/x-protobuf",
-             **headers: str) -> httpx.Response:
+    def post(
+        self,
+        body: bytes,
+        *,
+        key: str | None,
+        content_type: str = "application/x-protobuf",
+        **headers: str,
+    ) -> httpx.Response:
         sent = {"content-type": content_type, **headers}
         if key is not None:
             sent["authorization"] = f"Bearer {key}"
@@ -55,7 +61,9 @@ def start_collector(database_url: str, **options: Any) -> Iterator[RunningCollec
 
 
 @pytest.fixture
-def collector(database_url: str, session_factory: sessionmaker[Session]) -> Iterator[RunningCollector]:
+def collector(
+    database_url: str, session_factory: sessionmaker[Session]
+) -> Iterator[RunningCollector]:
     yield from start_collector(database_url)
 
 

@@ -22,12 +22,20 @@ pytestmark = pytest.mark.slow
 
 
 def test_sigkill_under_load_loses_no_acknowledged_span(
-    tmp_path: Path, database_url: str, broker_url: str, keys: Keys,
+    tmp_path: Path,
+    database_url: str,
+    broker_url: str,
+    keys: Keys,
     session_factory: sessionmaker[Session],
 ) -> None:
     port = free_port()
-    env = cli_env(tmp_path, COSTLINE_DATABASE_URL=database_url, COSTLINE_BROKER_URL=broker_url,
-                  COSTLINE_COLLECTOR_PORT=str(port), COSTLINE_LOG_LEVEL="WARNING")
+    env = cli_env(
+        tmp_path,
+        COSTLINE_DATABASE_URL=database_url,
+        COSTLINE_BROKER_URL=broker_url,
+        COSTLINE_COLLECTOR_PORT=str(port),
+        COSTLINE_LOG_LEVEL="WARNING",
+    )
     process = subprocess.Popen([sys.executable, "-m", "services.cli.main", "collector"], env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -51,15 +59,22 @@ def test_sigkill_under_load_loses_no_acknowledged_span(
                 request = build_export_request(n_spans=256, seed=seed)
                 try:
                     response = http.post(
-                        f"{url}/v1/traces", content=request.SerializeToString(),
-                        headers={"content-type": "application/x-protobuf",
-                                 "authorization": f"Bearer {keys.ingest}"})
+                        f"{url}/v1/traces",
+                        content=request.SerializeToString(),
+                        headers={
+                            "content-type": "application/x-protobuf",
+                            "authorization": f"Bearer {keys.ingest}",
+                        },
+                    )
                 except httpx.HTTPError:
                     return  # the collector died mid-request: that batch was never acknowledged
                 if response.status_code == 200:
                     acknowledged.extend(
-                        span.span_id for rs in request.resource_spans
-                        for ss in rs.scope_spans for span in ss.spans)
+                        span.span_id
+                        for rs in request.resource_spans
+                        for ss in rs.scope_spans
+                        for span in ss.spans
+                    )
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(3)]
     for thread in threads:

@@ -55,7 +55,9 @@ def _stored(session_factory: sessionmaker[Session]) -> set[bytes]:
         return set(session.execute(text("select span_id from llm_calls")).scalars())
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     case=st.one_of(
         st.tuples(st.just("application/x-protobuf"), mutated(VALID_PROTO)),
@@ -64,13 +66,18 @@ def _stored(session_factory: sessionmaker[Session]) -> set[bytes]:
     )
 )
 def test_random_and_mutated_bodies_never_5xx_nor_partially_stored(
-    client: TestClient, keys: Keys, session_factory: sessionmaker[Session],
+    client: TestClient,
+    keys: Keys,
+    session_factory: sessionmaker[Session],
     case: tuple[str, bytes],
 ) -> None:
     content_type, body = case
     before = _stored(session_factory)
-    response = client.post("/v1/traces", content=body, headers={
-        "content-type": content_type, "authorization": f"Bearer {keys.ingest}"})
+    response = client.post(
+        "/v1/traces",
+        content=body,
+        headers={"content-type": content_type, "authorization": f"Bearer {keys.ingest}"},
+    )
     assert response.status_code < 500, response.content
     after = _stored(session_factory)
     if response.status_code != 200:

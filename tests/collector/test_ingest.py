@@ -50,24 +50,37 @@ def _request(*spans: Span, resource: dict[str, object] | None = None) -> ExportT
     return ExportTraceServiceRequest(resource_spans=[rs])
 
 
-def _span(attributes: dict[str, object], *, start: datetime | None = None,
-          trace_id: bytes | None = None, span_id: bytes | None = None) -> Span:
+def _span(
+    attributes: dict[str, object],
+    *,
+    start: datetime | None = None,
+    trace_id: bytes | None = None,
+    span_id: bytes | None = None,
+) -> Span:
     start = start or datetime.now(UTC) - timedelta(minutes=5)
     start_ns = int(start.timestamp()) * 1_000_000_000 + start.microsecond * 1000
     return Span(
-        trace_id=trace_id or os.urandom(16), span_id=span_id or os.urandom(8), name="chat",
-        kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=start_ns,
+        trace_id=trace_id or os.urandom(16),
+        span_id=span_id or os.urandom(8),
+        name="chat",
+        kind=Span.SPAN_KIND_CLIENT,
+        start_time_unix_nano=start_ns,
         end_time_unix_nano=start_ns + 900_000_000,
         attributes=[_kv(k, v) for k, v in attributes.items()],
     )
 
 
 GPT4O = {
-    "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
-    "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o-2024-08-06",
-    "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.output_tokens": 300,
-    "gen_ai.usage.cache_read.input_tokens": 1000, "costline.feature": "search",
-    "costline.customer": "globex", "costline.request.id": "req-1",
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "openai",
+    "gen_ai.request.model": "gpt-4o",
+    "gen_ai.response.model": "gpt-4o-2024-08-06",
+    "gen_ai.usage.input_tokens": 1200,
+    "gen_ai.usage.output_tokens": 300,
+    "gen_ai.usage.cache_read.input_tokens": 1000,
+    "costline.feature": "search",
+    "costline.customer": "globex",
+    "costline.request.id": "req-1",
 }
 
 
@@ -79,24 +92,40 @@ def _rows(session_factory: sessionmaker[Session], sql: str = "select * from llm_
 def test_spans_from_the_real_otlp_exporter_are_stored_once_and_priced_like_genai_prices(
     collector: RunningCollector, keys: Keys, session_factory: sessionmaker[Session]
 ) -> None:
-    provider = TracerProvider(resource=Resource.create({"service.name": "checkout",
-                                                        "deployment.environment.name": "prod"}))
-    exporter = OTLPSpanExporter(endpoint=f"{collector.url}/v1/traces",
-                                headers={"authorization": f"Bearer {keys.ingest}"})
+    provider = TracerProvider(
+        resource=Resource.create(
+            {"service.name": "checkout", "deployment.environment.name": "prod"}
+        )
+    )
+    exporter = OTLPSpanExporter(
+        endpoint=f"{collector.url}/v1/traces", headers={"authorization": f"Bearer {keys.ingest}"}
+    )
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
     conventions = {
         "current": GPT4O,
-        "legacy": {"gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o-mini",
-                   "gen_ai.usage.prompt_tokens": 500, "gen_ai.usage.completion_tokens": 50},
-        "openinference": {"llm.model_name": "claude-3-5-haiku-20241022", "llm.provider": "anthropic",
-                          "llm.token_count.prompt": 2000, "llm.token_count.completion": 100,
-                          "llm.token_count.prompt_details.cache_read": 1500},
-        "openllmetry": {"gen_ai.system": "Anthropic", "llm.request.type": "chat",
-                        "gen_ai.request.model": "claude-sonnet-4-20250514",
-                        "gen_ai.usage.prompt_tokens": 800, "gen_ai.usage.completion_tokens": 120,
-                        "llm.usage.total_tokens": 920,
-                        "traceloop.association.properties.customer_id": "initech"},
+        "legacy": {
+            "gen_ai.system": "openai",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.prompt_tokens": 500,
+            "gen_ai.usage.completion_tokens": 50,
+        },
+        "openinference": {
+            "llm.model_name": "claude-3-5-haiku-20241022",
+            "llm.provider": "anthropic",
+            "llm.token_count.prompt": 2000,
+            "llm.token_count.completion": 100,
+            "llm.token_count.prompt_details.cache_read": 1500,
+        },
+        "openllmetry": {
+            "gen_ai.system": "Anthropic",
+            "llm.request.type": "chat",
+            "gen_ai.request.model": "claude-sonnet-4-20250514",
+            "gen_ai.usage.prompt_tokens": 800,
+            "gen_ai.usage.completion_tokens": 120,
+            "llm.usage.total_tokens": 920,
+            "traceloop.association.properties.customer_id": "initech",
+        },
     }
     for name, attributes in conventions.items():
         with tracer.start_as_current_span(f"llm {name}", attributes=attributes):
@@ -112,17 +141,22 @@ def test_spans_from_the_real_otlp_exporter_are_stored_once_and_priced_like_genai
     assert (gpt["feature"], gpt["customer"], gpt["request_id"]) == ("search", "globex", "req-1")
     expected = genai_prices.calc_price(
         Usage(input_tokens=1200, output_tokens=300, cache_read_tokens=1000),
-        model_ref="gpt-4o-2024-08-06", provider_id="openai",
+        model_ref="gpt-4o-2024-08-06",
+        provider_id="openai",
         genai_request_timestamp=gpt["started_at"],
     ).total_price
     assert gpt["cost_usd"] == expected and gpt["cost_source"] == "computed"
     haiku = rows["claude-3-5-haiku-20241022"]
     assert (haiku["input_tokens"], haiku["cache_read_tokens"]) == (2000, 1500)
-    assert haiku["cost_usd"] == genai_prices.calc_price(
-        Usage(input_tokens=2000, output_tokens=100, cache_read_tokens=1500),
-        model_ref="claude-3-5-haiku-20241022", provider_id="anthropic",
-        genai_request_timestamp=haiku["started_at"],
-    ).total_price
+    assert (
+        haiku["cost_usd"]
+        == genai_prices.calc_price(
+            Usage(input_tokens=2000, output_tokens=100, cache_read_tokens=1500),
+            model_ref="claude-3-5-haiku-20241022",
+            provider_id="anthropic",
+            genai_request_timestamp=haiku["started_at"],
+        ).total_price
+    )
     sonnet = rows["claude-sonnet-4-20250514"]
     assert (sonnet["input_tokens"], sonnet["output_tokens"]) == (800, 120)  # total never added
     assert sonnet["provider"] == "anthropic" and sonnet["customer"] == "initech"
@@ -150,21 +184,55 @@ def test_json_encoding_with_hex_ids_gzip_and_string_int64(
     collector: RunningCollector, keys: Keys, session_factory: sessionmaker[Session]
 ) -> None:
     start_ns = int((datetime.now(UTC) - timedelta(minutes=1)).timestamp() * 1e9)
-    document = {"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "api"}}]},
-        "scopeSpans": [{"spans": [{
-            "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
-            "name": "chat gpt-4o", "kind": 3, "startTimeUnixNano": str(start_ns),
-            "endTimeUnixNano": str(start_ns + 10**9), "someFutureField": True,
-            "attributes": [
-                {"key": "gen_ai.provider.name", "value": {"stringValue": "openai"}},
-                {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}},
-                {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "100"}},
-                {"key": "gen_ai.usage.output_tokens", "value": {"intValue": 20}},
-            ]}]}]}]}
+    document = {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "api"}}]
+                },
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "5b8efff798038103d269b633813fc60c",
+                                "spanId": "eee19b7ec3c1b174",
+                                "name": "chat gpt-4o",
+                                "kind": 3,
+                                "startTimeUnixNano": str(start_ns),
+                                "endTimeUnixNano": str(start_ns + 10**9),
+                                "someFutureField": True,
+                                "attributes": [
+                                    {
+                                        "key": "gen_ai.provider.name",
+                                        "value": {"stringValue": "openai"},
+                                    },
+                                    {
+                                        "key": "gen_ai.request.model",
+                                        "value": {"stringValue": "gpt-4o"},
+                                    },
+                                    {
+                                        "key": "gen_ai.usage.input_tokens",
+                                        "value": {"intValue": "100"},
+                                    },
+                                    {
+                                        "key": "gen_ai.usage.output_tokens",
+                                        "value": {"intValue": 20},
+                                    },
+                                ],
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
     body = gzip.compress(json.dumps(document).encode())
-    response = collector.post(body, key=keys.ingest, content_type="application/json; charset=utf-8",
-                              **{"content-encoding": "gzip"})
+    response = collector.post(
+        body,
+        key=keys.ingest,
+        content_type="application/json; charset=utf-8",
+        **{"content-encoding": "gzip"},
+    )
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/json")
     row = _rows(session_factory)[0]
@@ -196,21 +264,29 @@ def test_invalid_spans_are_rejected_one_by_one_and_the_rest_kept(
 def test_unknown_model_is_stored_unpriced_never_zero(
     collector: RunningCollector, keys: Keys, session_factory: sessionmaker[Session]
 ) -> None:
-    span = _span({**GPT4O, "gen_ai.request.model": "acme-llm-9000",
-                  "gen_ai.response.model": "acme-llm-9000"})
+    span = _span(
+        {**GPT4O, "gen_ai.request.model": "acme-llm-9000", "gen_ai.response.model": "acme-llm-9000"}
+    )
     assert collector.post(_request(span).SerializeToString(), key=keys.ingest).status_code == 200
     row = _rows(session_factory)[0]
     assert row["cost_usd"] is None and row["cost_source"] == "unpriced"
     assert 'costline_collector_spans_unpriced_total{model="acme-llm-9000"} 1.0' in httpx_get(
-        collector, "/metrics")
+        collector, "/metrics"
+    )
 
 
 def test_client_reported_cost_is_used_when_no_price_is_known(
     collector: RunningCollector, keys: Keys, session_factory: sessionmaker[Session]
 ) -> None:
-    span = _span({"gen_ai.system": "openai", "gen_ai.request.model": "house-model",
-                  "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 5,
-                  "gen_ai.usage.cost": 0.0125})
+    span = _span(
+        {
+            "gen_ai.system": "openai",
+            "gen_ai.request.model": "house-model",
+            "gen_ai.usage.input_tokens": 10,
+            "gen_ai.usage.output_tokens": 5,
+            "gen_ai.usage.cost": 0.0125,
+        }
+    )
     assert collector.post(_request(span).SerializeToString(), key=keys.ingest).status_code == 200
     row = _rows(session_factory)[0]
     assert (row["cost_usd"], row["cost_source"]) == (Decimal("0.0125"), "client")
@@ -220,10 +296,17 @@ def test_project_override_wins_over_genai_prices(
     collector: RunningCollector, keys: Keys, session_factory: sessionmaker[Session]
 ) -> None:
     with session_factory.begin() as session:
-        session.add(PriceOverrideRow(
-            project_id=keys.project_id, provider="openai", model="gpt-4o-2024-08-06",
-            effective_from=datetime(2020, 1, 1, tzinfo=UTC), input_mtok=Decimal("1"),
-            output_mtok=Decimal("2"), cache_read_mtok=Decimal("0.5")))
+        session.add(
+            PriceOverrideRow(
+                project_id=keys.project_id,
+                provider="openai",
+                model="gpt-4o-2024-08-06",
+                effective_from=datetime(2020, 1, 1, tzinfo=UTC),
+                input_mtok=Decimal("1"),
+                output_mtok=Decimal("2"),
+                cache_read_mtok=Decimal("0.5"),
+            )
+        )
     body = _request(_span(GPT4O)).SerializeToString()
     assert collector.post(body, key=keys.ingest).status_code == 200
     row = _rows(session_factory)[0]
@@ -236,8 +319,12 @@ def test_backfilled_span_goes_to_its_own_days_partition(
     collector: RunningCollector, keys: Keys, session_factory: sessionmaker[Session]
 ) -> None:
     old = datetime(2025, 3, 9, 15, 0, tzinfo=UTC)
-    assert collector.post(_request(_span(GPT4O, start=old)).SerializeToString(),
-                          key=keys.ingest).status_code == 200
+    assert (
+        collector.post(
+            _request(_span(GPT4O, start=old)).SerializeToString(), key=keys.ingest
+        ).status_code
+        == 200
+    )
     where = _rows(session_factory, "select tableoid::regclass::text as p from llm_calls")
     assert where[0]["p"] == "llm_calls_p20250309"
 
@@ -252,8 +339,10 @@ def test_keys_and_content_types_are_checked(
     assert collector.post(body, key=keys.ingest, content_type="text/plain").status_code == 415
     assert collector.post(b"\xff\x00garbage", key=keys.ingest).status_code == 400
     assert collector.post(body[: len(body) // 2], key=keys.ingest).status_code == 400
-    assert collector.post(b"{not json", key=keys.ingest,
-                          content_type="application/json").status_code == 400
+    assert (
+        collector.post(b"{not json", key=keys.ingest, content_type="application/json").status_code
+        == 400
+    )
     assert collector.post(body, key=keys.ingest, **{"content-encoding": "br"}).status_code == 415
     assert _rows(session_factory, "select count(*) as n from llm_calls")[0]["n"] == 0
 
@@ -270,8 +359,9 @@ def test_revoked_key_is_refused(
     assert response.status_code == 401
 
 
-def test_oversized_body_is_413(database_url: str, keys: Keys,
-                               session_factory: sessionmaker[Session]) -> None:
+def test_oversized_body_is_413(
+    database_url: str, keys: Keys, session_factory: sessionmaker[Session]
+) -> None:
     for running in start_collector(database_url, max_body_bytes=64 * 1024):
         bomb = gzip.compress(b"\x00" * (8 * 1024 * 1024))
         response = running.post(bomb, key=keys.ingest, **{"content-encoding": "gzip"})

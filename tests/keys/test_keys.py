@@ -47,8 +47,12 @@ def test_revoked_key_is_refused(db: Session) -> None:
 
 
 def test_scopes_do_not_stretch(db: Session) -> None:
-    read = authenticate(db, authorization=f"Bearer {create_key(db, project_name='p', scope='read').key}")
-    admin = authenticate(db, authorization=f"Bearer {create_key(db, project_name='p', scope='admin').key}")
+    read = authenticate(
+        db, authorization=f"Bearer {create_key(db, project_name='p', scope='read').key}"
+    )
+    admin = authenticate(
+        db, authorization=f"Bearer {create_key(db, project_name='p', scope='admin').key}"
+    )
     with pytest.raises(Forbidden):
         require_scope(read, "ingest")
     with pytest.raises(Forbidden):

@@ -13,8 +13,13 @@ from sqlalchemy.orm import Session
 from services.analytics.sketch import key_for
 
 ZERO_KEY = -(2**31)
-TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-          "reasoning_tokens")
+TOKENS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
 
 
 def _key(value: float) -> int:
@@ -29,8 +34,11 @@ class Cell:
     hists: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
 
     def as_comparable(self) -> tuple[Any, ...]:
-        return (dict(self.counts), self.cost.normalize(),
-                {name: dict(h) for name, h in sorted(self.hists.items()) if h})
+        return (
+            dict(self.counts),
+            self.cost.normalize(),
+            {name: dict(h) for name, h in sorted(self.hists.items()) if h},
+        )
 
 
 def raw_calls(session: Session) -> list[dict[str, Any]]:
@@ -44,8 +52,18 @@ def expected_call_cells(calls: list[dict[str, Any]]) -> dict[tuple[Any, ...], tu
         model = c["response_model"] or c["request_model"] or ""
         for grain in (0, 1):
             customer = (c["customer"] or "") if grain == 0 else ""
-            cell = cells[(c["project_id"], grain, hour, c["provider"] or "", model,
-                          c["feature"] or "", customer, c["environment"] or "")]
+            cell = cells[
+                (
+                    c["project_id"],
+                    grain,
+                    hour,
+                    c["provider"] or "",
+                    model,
+                    c["feature"] or "",
+                    customer,
+                    c["environment"] or "",
+                )
+            ]
             cell.counts["calls"] += 1
             cell.counts["unpriced_calls"] += c["cost_usd"] is None
             for t in TOKENS:
@@ -68,10 +86,13 @@ def expected_requests(calls: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict
         priced = [c["cost_usd"] for c in members if c["cost_usd"] is not None]
         requests[key] = {
             "hour": first["started_at"].replace(minute=0, second=0, microsecond=0),
-            "feature": first["feature"] or "", "customer": first["customer"] or "",
-            "environment": first["environment"] or "", "calls": len(members),
+            "feature": first["feature"] or "",
+            "customer": first["customer"] or "",
+            "environment": first["environment"] or "",
+            "calls": len(members),
             "unpriced_calls": len(members) - len(priced),
-            "cost": sum(priced, Decimal(0)), "priced": bool(priced),
+            "cost": sum(priced, Decimal(0)),
+            "priced": bool(priced),
             **{t: sum(c[t] for c in members) for t in TOKENS},
         }
     return requests
@@ -84,8 +105,7 @@ def expected_request_cells(
     for (project_id, _), r in requests.items():
         for grain in (0, 1):
             customer = r["customer"] if grain == 0 else ""
-            cell = cells[(project_id, grain, r["hour"], r["feature"], customer,
-                          r["environment"])]
+            cell = cells[(project_id, grain, r["hour"], r["feature"], customer, r["environment"])]
             cell.counts["requests"] += 1
             cell.counts["calls"] += r["calls"]
             cell.counts["unpriced_calls"] += r["unpriced_calls"]
@@ -102,23 +122,54 @@ def expected_request_cells(
 def stored_call_cells(session: Session) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     out = {}
     for r in session.execute(text("select * from call_rollups")).mappings():
-        cell = Cell(counts=Counter({"calls": r["calls"], "unpriced_calls": r["unpriced_calls"],
-                                    **{t: r[t] for t in TOKENS}}), cost=r["cost_usd"])
+        cell = Cell(
+            counts=Counter(
+                {
+                    "calls": r["calls"],
+                    "unpriced_calls": r["unpriced_calls"],
+                    **{t: r[t] for t in TOKENS},
+                }
+            ),
+            cost=r["cost_usd"],
+        )
         for name in ("call_cost", "latency"):
-            cell.hists[name] = Counter(dict(zip(r[f"{name}_keys"], r[f"{name}_counts"], strict=True)))
-        out[(r["project_id"], r["grain"], r["hour"], r["provider"], r["model"], r["feature"],
-             r["customer"], r["environment"])] = cell.as_comparable()
+            cell.hists[name] = Counter(
+                dict(zip(r[f"{name}_keys"], r[f"{name}_counts"], strict=True))
+            )
+        out[
+            (
+                r["project_id"],
+                r["grain"],
+                r["hour"],
+                r["provider"],
+                r["model"],
+                r["feature"],
+                r["customer"],
+                r["environment"],
+            )
+        ] = cell.as_comparable()
     return out
 
 
 def stored_request_cells(session: Session) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     out = {}
     for r in session.execute(text("select * from request_rollups")).mappings():
-        cell = Cell(counts=Counter({"requests": r["requests"], "calls": r["calls"],
-                                    "unpriced_calls": r["unpriced_calls"],
-                                    **{t: r[t] for t in TOKENS}}), cost=r["cost_usd"])
+        cell = Cell(
+            counts=Counter(
+                {
+                    "requests": r["requests"],
+                    "calls": r["calls"],
+                    "unpriced_calls": r["unpriced_calls"],
+                    **{t: r[t] for t in TOKENS},
+                }
+            ),
+            cost=r["cost_usd"],
+        )
         for name in ("request_cost", "request_tokens", "calls_per_request"):
-            cell.hists[name] = Counter(dict(zip(r[f"{name}_keys"], r[f"{name}_counts"], strict=True)))
-        out[(r["project_id"], r["grain"], r["hour"], r["feature"], r["customer"],
-             r["environment"])] = cell.as_comparable()
+            cell.hists[name] = Counter(
+                dict(zip(r[f"{name}_keys"], r[f"{name}_counts"], strict=True))
+            )
+        out[
+            (r["project_id"], r["grain"], r["hour"], r["feature"], r["customer"], r["environment"])
+        ] = cell.as_comparable()
     return out

@@ -35,12 +35,16 @@ class Killed(Exception):
 
 @st.composite
 def calls(draw: st.DrawFn) -> dict[str, Any]:
-    cost = draw(st.one_of(
-        st.none(), st.just(Decimal(0)),
-        st.decimals(min_value=Decimal("0.0000001"), max_value=Decimal("40"), places=10),
-    ))
-    started = BASE + timedelta(hours=draw(st.integers(-24 * 40, 48)),
-                               seconds=draw(st.integers(0, 3599)))
+    cost = draw(
+        st.one_of(
+            st.none(),
+            st.just(Decimal(0)),
+            st.decimals(min_value=Decimal("0.0000001"), max_value=Decimal("40"), places=10),
+        )
+    )
+    started = BASE + timedelta(
+        hours=draw(st.integers(-24 * 40, 48)), seconds=draw(st.integers(0, 3599))
+    )
     return {
         "started_at": started,
         "ended_at": started + timedelta(milliseconds=draw(st.integers(0, 120_000))),
@@ -60,14 +64,27 @@ def calls(draw: st.DrawFn) -> dict[str, Any]:
 def _row(project_id: int, call: dict[str, Any]) -> tuple[Any, ...]:
     values = {column: None for column in CALL_COLUMNS}
     values.update(
-        project_id=project_id, started_at=call["started_at"], trace_id=call["trace_id"],
-        span_id=call["span_id"], ended_at=call["ended_at"], request_id=call["request_id"],
-        provider="openai", request_model=call["model"], response_model=call["model"],
-        input_tokens=call["input_tokens"], output_tokens=call["output_tokens"],
-        cache_read_tokens=call["cache_read_tokens"], cache_write_tokens=0, reasoning_tokens=0,
-        usage_estimated=False, cost_usd=call["cost_usd"],
+        project_id=project_id,
+        started_at=call["started_at"],
+        trace_id=call["trace_id"],
+        span_id=call["span_id"],
+        ended_at=call["ended_at"],
+        request_id=call["request_id"],
+        provider="openai",
+        request_model=call["model"],
+        response_model=call["model"],
+        input_tokens=call["input_tokens"],
+        output_tokens=call["output_tokens"],
+        cache_read_tokens=call["cache_read_tokens"],
+        cache_write_tokens=0,
+        reasoning_tokens=0,
+        usage_estimated=False,
+        cost_usd=call["cost_usd"],
         cost_source="unpriced" if call["cost_usd"] is None else "computed",
-        feature=call["feature"], customer=call["customer"], environment="prod", tags={},
+        feature=call["feature"],
+        customer=call["customer"],
+        environment="prod",
+        tags={},
         status_code=0,
     )
     return tuple(values[column] for column in CALL_COLUMNS)
@@ -78,15 +95,23 @@ operations = st.lists(
         st.tuples(st.just("ingest"), st.lists(calls(), min_size=1, max_size=12)),
         st.tuples(st.just("resend"), st.integers(0, 10)),
         st.tuples(st.just("advance"), st.sampled_from([False, False, True])),
-        st.tuples(st.just("settle"), st.sampled_from([True, True, False]),
-                  st.sampled_from([False, False, True])),
+        st.tuples(
+            st.just("settle"),
+            st.sampled_from([True, True, False]),
+            st.sampled_from([False, False, True]),
+        ),
     ),
-    min_size=1, max_size=16,
+    min_size=1,
+    max_size=16,
 )
 
 
-def _run(factory: sessionmaker[Session], op: tuple[Any, ...], project_id: int,
-         batches: list[list[tuple[Any, ...]]]) -> None:
+def _run(
+    factory: sessionmaker[Session],
+    op: tuple[Any, ...],
+    project_id: int,
+    batches: list[list[tuple[Any, ...]]],
+) -> None:
     kind = op[0]
     try:
         with factory.begin() as session:
@@ -124,24 +149,34 @@ def _assert_rollups_match_raw(factory: sessionmaker[Session]) -> None:
 
 def _assert_percentiles_within_one_percent(session: Session) -> None:
     metrics = {
-        "call_cost": ("call_rollups", "select cost_usd::float8 from llm_calls "
-                      "where cost_usd is not null and {}"),
-        "request_cost": ("request_rollups", "select cost_usd::float8 from requests "
-                         "where priced_calls > 0 and {}"),
+        "call_cost": (
+            "call_rollups",
+            "select cost_usd::float8 from llm_calls where cost_usd is not null and {}",
+        ),
+        "request_cost": (
+            "request_rollups",
+            "select cost_usd::float8 from requests where priced_calls > 0 and {}",
+        ),
         "calls_per_request": ("request_rollups", "select calls::float8 from requests where {}"),
     }
     for name, (table, exact_sql) in metrics.items():
-        for grain_filter, exact_filter in (("grain = 1", "true"),
-                                           ("grain = 0 and customer = 'acme'",
-                                            "customer = 'acme'")):
+        for grain_filter, exact_filter in (
+            ("grain = 1", "true"),
+            ("grain = 0 and customer = 'acme'", "customer = 'acme'"),
+        ):
             histogram = LogHistogram()
-            for keys, counts in session.execute(text(
-                    f"select {name}_keys, {name}_counts from {table} where {grain_filter}")):
+            for keys, counts in session.execute(
+                text(f"select {name}_keys, {name}_counts from {table} where {grain_filter}")
+            ):
                 histogram.merge(_from_keys(keys, counts))
             for q in (0.01, 0.25, 0.5, 0.9, 0.99, 1.0):
-                exact = session.execute(text(
-                    f"select percentile_disc(:q) within group (order by v) "
-                    f"from ({exact_sql.format(exact_filter)}) as t(v)"), {"q": q}).scalar()
+                exact = session.execute(
+                    text(
+                        f"select percentile_disc(:q) within group (order by v) "
+                        f"from ({exact_sql.format(exact_filter)}) as t(v)"
+                    ),
+                    {"q": q},
+                ).scalar()
                 if exact is None:
                     assert histogram.count == 0
                     continue
@@ -162,11 +197,16 @@ def prepared(engine: Engine, session_factory: sessionmaker[Session]) -> sessionm
     return session_factory
 
 
-@settings(max_examples=50, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(ops=operations)
 def test_rollups_equal_recomputation_after_any_interleaving(
-    engine: Engine, prepared: sessionmaker[Session], ops: list[tuple[Any, ...]],
+    engine: Engine,
+    prepared: sessionmaker[Session],
+    ops: list[tuple[Any, ...]],
 ) -> None:
     _truncate_all(engine)
     with prepared.begin() as session:
@@ -179,7 +219,8 @@ def test_rollups_equal_recomputation_after_any_interleaving(
 
 
 def test_concurrent_rollup_workers_count_everything_once(
-    engine: Engine, prepared: sessionmaker[Session],
+    engine: Engine,
+    prepared: sessionmaker[Session],
 ) -> None:
     with prepared.begin() as session:
         session.execute(text("delete from rollup_state"))
@@ -194,7 +235,7 @@ def test_concurrent_rollup_workers_count_everything_once(
                     advance_calls(session)
                 with prepared.begin() as session:
                     settle_requests(session, now=FAR_FUTURE, batch=7)
-            except Exception as exc:  # noqa: BLE001 - a deadlock victim retries, like a task
+            except Exception as exc:
                 if "deadlock" not in str(exc):
                     errors.append(exc)
 
@@ -214,17 +255,33 @@ def test_concurrent_rollup_workers_count_everything_once(
 
 
 def test_late_call_updates_its_settled_request_and_everything_derived(
-    engine: Engine, prepared: sessionmaker[Session],
+    engine: Engine,
+    prepared: sessionmaker[Session],
 ) -> None:
     with prepared.begin() as session:
         session.execute(text("delete from rollup_state"))
         project_id = make_project(session).id
-    first = {"started_at": BASE + timedelta(hours=3), "ended_at": BASE + timedelta(hours=3),
-             "request_id": "r1", "trace_id": b"\x01" * 16, "span_id": b"\x01" * 8,
-             "cost_usd": Decimal("0.5"), "input_tokens": 10, "output_tokens": 1,
-             "cache_read_tokens": 0, "feature": "search", "customer": "acme", "model": "gpt-4o"}
-    late = {**first, "span_id": b"\x00" * 8, "started_at": BASE + timedelta(hours=1),
-            "feature": "chat", "cost_usd": Decimal("1.5")}
+    first = {
+        "started_at": BASE + timedelta(hours=3),
+        "ended_at": BASE + timedelta(hours=3),
+        "request_id": "r1",
+        "trace_id": b"\x01" * 16,
+        "span_id": b"\x01" * 8,
+        "cost_usd": Decimal("0.5"),
+        "input_tokens": 10,
+        "output_tokens": 1,
+        "cache_read_tokens": 0,
+        "feature": "search",
+        "customer": "acme",
+        "model": "gpt-4o",
+    }
+    late = {
+        **first,
+        "span_id": b"\x00" * 8,
+        "started_at": BASE + timedelta(hours=1),
+        "feature": "chat",
+        "cost_usd": Decimal("1.5"),
+    }
     for call in (first, late):
         with prepared.begin() as session:
             write_calls(session.connection(), [_row(project_id, call)])
@@ -233,8 +290,11 @@ def test_late_call_updates_its_settled_request_and_everything_derived(
         with prepared.begin() as session:
             settle_requests(session, now=FAR_FUTURE)
     with prepared() as session:
-        cells = session.execute(text(
-            "select hour, feature, requests, calls, cost_usd from request_rollups "
-            "where grain = 1")).all()
+        cells = session.execute(
+            text(
+                "select hour, feature, requests, calls, cost_usd from request_rollups "
+                "where grain = 1"
+            )
+        ).all()
     assert cells == [(BASE + timedelta(hours=1), "chat", 1, 2, Decimal("2.0000000000"))]
     _assert_rollups_match_raw(prepared)

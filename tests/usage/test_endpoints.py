@@ -35,8 +35,12 @@ def keys(session_factory: sessionmaker[Session]) -> dict[str, str]:
         read = create_key(session, project_name="acme", scope="read")
         other = create_key(session, project_name="other", scope="read")
         ingest = create_key(session, project_name="acme", scope="ingest")
-    return {"read": read.key, "other": other.key, "ingest": ingest.key,
-            "project_id": str(read.project_id)}
+    return {
+        "read": read.key,
+        "other": other.key,
+        "ingest": ingest.key,
+        "project_id": str(read.project_id),
+    }
 
 
 def _auth(key: str) -> dict[str, str]:
@@ -51,11 +55,16 @@ def _seed(factory: sessionmaker[Session], project_id: int, *, roll: bool) -> Non
         assert project is not None
         for i in range(30):
             for j in range(1 + i % 3):  # fan-out: 1 to 3 calls per request
-                make_call(session, project=project, request_id=f"req-{i}",
-                          started_at=DAY + timedelta(hours=i % 20, minutes=j),
-                          feature="search" if i % 2 else "chat",
-                          customer="globex" if i % 5 else "initech",
-                          cost=str(Decimal("0.001") * (i + 1)), input_tokens=100 * (i + 1))
+                make_call(
+                    session,
+                    project=project,
+                    request_id=f"req-{i}",
+                    started_at=DAY + timedelta(hours=i % 20, minutes=j),
+                    feature="search" if i % 2 else "chat",
+                    customer="globex" if i % 5 else "initech",
+                    cost=str(Decimal("0.001") * (i + 1)),
+                    input_tokens=100 * (i + 1),
+                )
     if roll:
         with factory.begin() as session:
             advance_calls(session)
@@ -65,19 +74,32 @@ def _seed(factory: sessionmaker[Session], project_id: int, *, roll: bool) -> Non
 
 @pytest.mark.parametrize("roll", [False, True])
 def test_usage_counts_each_call_once_whether_rolled_up_or_in_the_tail(
-    api: TestClient, keys: dict[str, str], session_factory: sessionmaker[Session], roll: bool,
+    api: TestClient,
+    keys: dict[str, str],
+    session_factory: sessionmaker[Session],
+    roll: bool,
 ) -> None:
     _seed(session_factory, int(keys["project_id"]), roll=roll)
-    response = api.get("/v1/usage", headers=_auth(keys["read"]), params={
-        "from": DAY.isoformat(), "to": (DAY + timedelta(days=1)).isoformat(),
-        "group_by": "feature"})
+    response = api.get(
+        "/v1/usage",
+        headers=_auth(keys["read"]),
+        params={
+            "from": DAY.isoformat(),
+            "to": (DAY + timedelta(days=1)).isoformat(),
+            "group_by": "feature",
+        },
+    )
     assert response.status_code == 200, response.text
     rows = {row["group"]["feature"]: row for row in response.json()["rows"]}
     with session_factory() as session:
-        exact = dict(session.execute(text(
-            "select feature, count(*) from llm_calls group by feature")).all())
-        cost = dict(session.execute(text(
-            "select feature, sum(cost_usd) from llm_calls group by feature")).all())
+        exact = dict(
+            session.execute(text("select feature, count(*) from llm_calls group by feature")).all()
+        )
+        cost = dict(
+            session.execute(
+                text("select feature, sum(cost_usd) from llm_calls group by feature")
+            ).all()
+        )
     assert {f: r["calls"] for f, r in rows.items()} == exact
     assert {f: Decimal(r["cost_usd"]) for f, r in rows.items()} == cost
     if roll:
@@ -85,46 +107,77 @@ def test_usage_counts_each_call_once_whether_rolled_up_or_in_the_tail(
 
 
 def test_usage_calendar_days_follow_the_requested_time_zone(
-    api: TestClient, keys: dict[str, str], session_factory: sessionmaker[Session],
+    api: TestClient,
+    keys: dict[str, str],
+    session_factory: sessionmaker[Session],
 ) -> None:
     _seed(session_factory, int(keys["project_id"]), roll=True)
-    response = api.get("/v1/usage", headers=_auth(keys["read"]), params={
-        "from": (DAY - timedelta(days=1)).isoformat(), "to": (DAY + timedelta(days=2)).isoformat(),
-        "tz": "America/New_York"})
+    response = api.get(
+        "/v1/usage",
+        headers=_auth(keys["read"]),
+        params={
+            "from": (DAY - timedelta(days=1)).isoformat(),
+            "to": (DAY + timedelta(days=2)).isoformat(),
+            "tz": "America/New_York",
+        },
+    )
     buckets = [row["bucket"] for row in response.json()["rows"]]
     # calls span 00:00-19:59 UTC on Nov 2 = Nov 1 19:00 .. Nov 2 14:59 in New York (EST)
     assert buckets == ["2026-11-01T04:00:00Z", "2026-11-02T05:00:00Z"]
 
 
 def test_request_cost_percentiles_are_within_one_percent_of_exact(
-    api: TestClient, keys: dict[str, str], session_factory: sessionmaker[Session],
+    api: TestClient,
+    keys: dict[str, str],
+    session_factory: sessionmaker[Session],
 ) -> None:
     _seed(session_factory, int(keys["project_id"]), roll=True)
-    response = api.get("/v1/percentiles", headers=_auth(keys["read"]), params={
-        "metric": "request_cost", "q": "0.5,0.99", "group_by": "feature", "interval": "day",
-        "from": DAY.isoformat(), "to": (DAY + timedelta(days=1)).isoformat()})
+    response = api.get(
+        "/v1/percentiles",
+        headers=_auth(keys["read"]),
+        params={
+            "metric": "request_cost",
+            "q": "0.5,0.99",
+            "group_by": "feature",
+            "interval": "day",
+            "from": DAY.isoformat(),
+            "to": (DAY + timedelta(days=1)).isoformat(),
+        },
+    )
     assert response.status_code == 200, response.text
     with session_factory() as session:
         for row in response.json()["rows"]:
             for q, value in row["values"].items():
-                exact = session.execute(text(
-                    "select percentile_disc(:q) within group (order by cost_usd::float8) "
-                    "from requests where feature = :f"),
-                    {"q": float(q), "f": row["group"]["feature"]}).scalar_one()
+                exact = session.execute(
+                    text(
+                        "select percentile_disc(:q) within group (order by cost_usd::float8) "
+                        "from requests where feature = :f"
+                    ),
+                    {"q": float(q), "f": row["group"]["feature"]},
+                ).scalar_one()
                 assert abs(value - exact) <= 0.01 * exact
 
 
 def test_most_expensive_requests_page_with_a_cursor(
-    api: TestClient, keys: dict[str, str], session_factory: sessionmaker[Session],
+    api: TestClient,
+    keys: dict[str, str],
+    session_factory: sessionmaker[Session],
 ) -> None:
     _seed(session_factory, int(keys["project_id"]), roll=True)
-    params = {"sort": "-cost", "limit": 7, "from": DAY.isoformat(),
-              "to": (DAY + timedelta(days=1)).isoformat()}
+    params = {
+        "sort": "-cost",
+        "limit": 7,
+        "from": DAY.isoformat(),
+        "to": (DAY + timedelta(days=1)).isoformat(),
+    }
     seen: list[Decimal] = []
     cursor = None
     while True:
-        page = api.get("/v1/requests", headers=_auth(keys["read"]),
-                       params={**params, **({"cursor": cursor} if cursor else {})}).json()
+        page = api.get(
+            "/v1/requests",
+            headers=_auth(keys["read"]),
+            params={**params, **({"cursor": cursor} if cursor else {})},
+        ).json()
         seen += [Decimal(item["cost_usd"]) for item in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -141,8 +194,10 @@ def test_most_expensive_requests_page_with_a_cursor(
         ({"metric": "vibes"}, "metric"),
         ({"metric": "call_cost", "q": "1.5"}, "q"),
         ({"metric": "call_cost", "q": "0"}, "q"),
-        ({"metric": "call_cost", "from": "2026-11-03T00:00:00Z", "to": "2026-11-01T00:00:00Z"},
-         "from"),
+        (
+            {"metric": "call_cost", "from": "2026-11-03T00:00:00Z", "to": "2026-11-01T00:00:00Z"},
+            "from",
+        ),
         ({"metric": "call_cost", "interval": "hour", "from": "2020-01-01T00:00:00Z"}, "from"),
         ({"metric": "request_cost", "group_by": "model"}, "group_by"),
         ({"metric": "call_cost", "interval": "fortnight"}, "interval"),
@@ -150,7 +205,10 @@ def test_most_expensive_requests_page_with_a_cursor(
     ],
 )
 def test_bad_parameters_are_400_naming_the_field(
-    api: TestClient, keys: dict[str, str], params: dict[str, str], field: str,
+    api: TestClient,
+    keys: dict[str, str],
+    params: dict[str, str],
+    field: str,
 ) -> None:
     response = api.get("/v1/percentiles", headers=_auth(keys["read"]), params=params)
     assert response.status_code == 400, response.text
@@ -159,7 +217,9 @@ def test_bad_parameters_are_400_naming_the_field(
 
 
 def test_keys_decide_what_is_seen(
-    api: TestClient, keys: dict[str, str], session_factory: sessionmaker[Session],
+    api: TestClient,
+    keys: dict[str, str],
+    session_factory: sessionmaker[Session],
 ) -> None:
     _seed(session_factory, int(keys["project_id"]), roll=True)
     params = {"from": DAY.isoformat(), "to": (DAY + timedelta(days=1)).isoformat()}
@@ -167,5 +227,6 @@ def test_keys_decide_what_is_seen(
     assert api.get("/v1/usage", headers=_auth(keys["ingest"]), params=params).status_code == 403
     other = api.get("/v1/usage", headers=_auth(keys["other"]), params=params)
     assert other.status_code == 200 and other.json()["rows"] == []
-    assert api.get("/v1/requests", headers=_auth(keys["other"]), params=params).json()[
-        "items"] == []
+    assert (
+        api.get("/v1/requests", headers=_auth(keys["other"]), params=params).json()["items"] == []
+    )

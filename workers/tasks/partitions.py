@@ -39,6 +39,7 @@ def retention() -> None:
         advance_calls(session)
     with task_session() as session:
         dropped = drop_partitions_before(
-            session, cutoff=datetime.now(UTC).date() - timedelta(days=days))
+            session, cutoff=datetime.now(UTC).date() - timedelta(days=days)
+        )
     if dropped:
         logger.info("retention dropped %s", dropped)
