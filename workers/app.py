@@ -9,12 +9,17 @@ from celery import Celery
 
 from services.core.settings import get_settings
 
-TASK_MODULES = ["workers.tasks.partitions", "workers.tasks.rollups"]
+TASK_MODULES = ["workers.tasks.partitions", "workers.tasks.rollups", "workers.tasks.budgets",
+                "workers.tasks.alerts", "workers.tasks.anomalies"]
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "partitions.maintain": {"task": "partitions.maintain", "schedule": timedelta(minutes=30)},
     "partitions.retention": {"task": "partitions.retention", "schedule": timedelta(hours=6)},
     "rollups.advance": {"task": "rollups.advance", "schedule": timedelta(seconds=15)},
+    "budgets.forecast": {"task": "budgets.forecast", "schedule": timedelta(hours=1)},
+    "alerts.evaluate": {"task": "alerts.evaluate", "schedule": timedelta(minutes=1)},
+    "alerts.deliver": {"task": "alerts.deliver", "schedule": timedelta(seconds=15)},
+    "anomalies.detect": {"task": "anomalies.detect", "schedule": timedelta(minutes=5)},
 }
 
 celery_app = Celery("costline")

@@ -1,0 +1,838 @@
+"""Anomalies in hourly series (spend, calls, p50/p99 per-request tokens or cost), and what
+changed between two windows.
+
+Baseline: for each hour, the median and MAD of the same hour of the week (and its two
+neighbouring hours) over the previous 2-4 weeks; while there are fewer than two weeks, the
+same hour of the day (and neighbours) over the previous 3-7 days. The baseline of an hour
+only uses earlier hours, so a batch run reports exactly what an hourly run would have.
+Each hour gets a robust score ``(observed - expected) / spread``.
+
+Rules, from sharp to slow:
+
+* spike / drop: an hour scoring beyond ``spike_score`` (a run of such hours is one event);
+* level_shift: persistence, ``k`` of the last ``m`` hours beyond a lower score, at a short
+  and a long time scale; the event lasts while the recent median score stays beyond
+  ``keep_score``, so one shift is one event even while the baseline slowly absorbs it;
+* creep: the median relative excess over a long window (default 72 h) beyond
+  ``creep_relative`` while no level shift explains it.
+
+An event is reported only once its cumulative ``|observed - expected|`` reaches
+``min_impact`` (in the series' unit, e.g. dollars); ``detected_at`` is the hour at which
+both its rule and that impact were met, i.e. when an hourly job would have raised it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = [
+    "Anomaly",
+    "AnomalyConfig",
+    "ChangeExplanation",
+    "Contributor",
+    "detect_anomalies",
+    "explain_change",
+]
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+AnomalyKind = Literal["spike", "level_shift", "creep", "drop"]
+
+_HOUR = timedelta(hours=1)
+_WEEK = 168
+_DAY = 24
+_MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyConfig:
+    """Detection thresholds. Defaults were set on the tuning seeds of bench/anomaly_eval.py."""
+
+    baseline_weeks: int = 4
+    min_baseline_days: int = 3  # no verdicts before this much history
+    trim: float = 0.2  # share cut from each end for the trimmed-mean expectation
+    relative_floor: float = 0.05  # spread is at least this share of the expected value
+    spike_score: float = 5.0
+    tail_quantile: float = 0.999
+    tail_factor: float = 1.5
+    tail_days: int = 28
+    burst_hours: int = 3
+    shift_score: float = 2.5  # short scale: shift_k of the last shift_m hours beyond it
+    shift_k: int = 5
+    shift_m: int = 6
+    # Longer scales compare a window's total with its expectation, scored against how much
+    # that same statistic varied over the previous weeks (so a series' own day-to-day
+    # noise sets the bar): z of the 24 h and 72 h windows.
+    day_z: float = 6.5
+    three_day_z: float = 6.0
+    keep_z: float = 2.0  # a shift lasts while a window z stays beyond this
+    window_history_days: int = 21
+    merge_gap_hours: int = 48
+    creep_window_hours: int = 168
+    creep_z: float = 3.0
+    creep_relative: float = 0.25  # and at least this much above (or below) expectation
+    creep_quiet_days: int = 28  # after a level shift the baseline is mixed for ~4 weeks
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """One anomalous episode. ``start``/``end`` are the first and last anomalous hour
+    (bucket starts, inclusive). ``observed``/``expected``/``lower``/``upper`` are per-hour
+    means over the episode (bounds at ``spike_score`` spreads); ``impact`` is
+    ``observed - expected`` summed over its hours; ``score`` is the peak robust score for a
+    spike or drop and the median score for a level shift or creep (signed)."""
+
+    kind: AnomalyKind
+    start: datetime
+    end: datetime
+    detected_at: datetime
+    observed: float
+    expected: float
+    lower: float
+    upper: float
+    score: float
+    impact: float
+
+
+def detect_anomalies(
+    *,
+    timestamps: Sequence[datetime] | npt.NDArray[np.datetime64],
+    values: npt.ArrayLike,
+    min_impact: float = 0.0,
+    missing_as_zero: bool = True,
+    config: AnomalyConfig | None = None,
+) -> tuple[Anomaly, ...]:
+    """Find spikes, drops, level shifts and creep in an hourly series.
+
+    ``timestamps`` are hour bucket starts (any order; duplicates are summed). Hours missing
+    between the first and last one count as 0 when ``missing_as_zero`` (spend, calls) and
+    as unknown otherwise (percentiles). ``min_impact`` is the smallest
+    ``|sum(observed - expected)|`` worth reporting, in the series' unit. Returns anomalies
+    ordered by start.
+    """
+    cfg = config or AnomalyConfig()
+    if min_impact < 0:
+        raise ValueError("min_impact must be non-negative")
+    origin, y = _hourly_grid(timestamps, values, missing_as_zero=missing_as_zero)
+    if y.size == 0:
+        return ()
+    expected, spread = seasonal_baseline(y, config=cfg)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = (y - expected) / spread
+    score = np.where(np.isfinite(score), score, np.nan)
+
+    capped = np.clip(y, expected - 3 * spread, expected + 3 * spread)
+    window_z = {
+        w: _window_z(capped, expected, hours=w, cfg=cfg)
+        for w in (_DAY, 3 * _DAY)
+    }
+    events: list[_Event] = []
+    shifts = _level_shifts(score, window_z, cfg)
+    events.extend(shifts)
+    events.extend(_spikes_and_drops(y, expected, spread, cfg, shifts))
+    events.extend(_creep(capped, expected, cfg, shifts))
+    events.sort(key=lambda e: (e.start, e.end))
+
+    out: list[Anomaly] = []
+    for event in events:
+        anomaly = _finish(event, y=y, expected=expected, spread=spread, score=score,
+                          origin=origin, min_impact=min_impact, cfg=cfg)
+        if anomaly is not None:
+            out.append(anomaly)
+    return tuple(out)
+
+
+def seasonal_baseline(
+    y: FloatArray, *, config: AnomalyConfig | None = None
+) -> tuple[FloatArray, FloatArray]:
+    """Causal robust baseline of an hourly series on a regular grid: expected value and
+    spread (MAD as a standard deviation, floored) for every hour, NaN where history is too
+    short. Hour-of-week neighbours over up to ``baseline_weeks`` weeks once two weeks are
+    available, hour-of-day neighbours over up to seven days before that."""
+    cfg = config or AnomalyConfig()
+    n = y.size
+    t = np.arange(n)
+    weekly_lags = [_WEEK * k + j for k in range(1, cfg.baseline_weeks + 1) for j in (-1, 0, 1)]
+    daily_lags = [_DAY * k + j for k in range(1, 8) for j in (-1, 0, 1)]
+    expected = np.full(n, np.nan)
+    spread = np.full(n, np.nan)
+    # Each mode only where it applies; lags before the start of the series are NaN.
+    for lags, rows in (
+        (weekly_lags, t >= 2 * _WEEK),
+        (daily_lags, (t < 2 * _WEEK) & (t >= cfg.min_baseline_days * _DAY)),
+    ):
+        idx = np.nonzero(rows)[0]
+        if idx.size == 0:
+            continue
+        source = idx[:, None] - np.asarray(lags)[None, :]
+        window = np.where(source >= 0, y[np.clip(source, 0, None)], np.nan)
+        enough = np.sum(np.isfinite(window), axis=1) >= 4
+        idx, window = idx[enough], window[enough]
+        if idx.size == 0:
+            continue
+        med = np.nanmedian(window, axis=1)
+        mad = np.nanmedian(np.abs(window - med[:, None]), axis=1)
+        # A trimmed mean, not the median: spend per hour is skewed (at low volume most
+        # hours are near zero and a few carry the calls), and the median would then sit
+        # below what is normally spent, making ordinary hours look like excess.
+        expected[idx] = _trimmed_mean(window, cfg.trim)
+        spread[idx] = _MAD_TO_SIGMA * mad
+    # Few neighbours understate the noise of a low-volume series (a handful of calls an
+    # hour, each of a skewed cost), so the spread is at least what a noise model fitted on
+    # the recent past says: variance = a * expected + (b * expected)^2, the compound-Poisson
+    # and multiplicative parts of call-by-call spend.
+    spread = np.fmax(spread, _noise_model_spread(y, expected))
+    # Neighbouring hours share their day's ups and downs, so a handful of weeks understates
+    # day-to-day variation; measure it from whole days instead.
+    spread = np.fmax(spread, np.abs(expected) * _day_to_day_sigma(y, expected))
+    # Floors: a flat history must not make every wiggle infinitely surprising.
+    typical = _rolling_typical(y)
+    floor = np.maximum(cfg.relative_floor * np.abs(expected), 0.02 * typical)
+    spread = np.where(np.isfinite(spread), np.maximum(spread, floor), np.nan)
+    spread = np.where(spread > 0, spread, np.nan)
+    return expected, spread
+
+
+def _day_to_day_sigma(y: FloatArray, expected: FloatArray) -> FloatArray:
+    """Robust spread of log(day total / expected day total) over the previous 21 days, for
+    every hour (causal, refreshed daily); 0 where fewer than seven days are known."""
+    n = y.size
+    out = np.zeros(n)
+    days = n // _DAY
+    valid = np.isfinite(y) & np.isfinite(expected)
+    ratios = np.full(days, np.nan)
+    for d in range(days):
+        block = slice(d * _DAY, (d + 1) * _DAY)
+        ok = valid[block]
+        if ok.sum() >= 20:
+            total_e = float(expected[block][ok].sum())
+            total_y = float(y[block][ok].sum())
+            if total_e > 0 and total_y > 0:
+                ratios[d] = math.log(total_y / total_e)
+    for d in range(days + 1):
+        past = ratios[max(0, d - 21) : d]
+        past = past[np.isfinite(past)]
+        if past.size >= 7:
+            centre = float(np.median(past))
+            sigma = _MAD_TO_SIGMA * float(np.median(np.abs(past - centre)))
+            out[d * _DAY : (d + 1) * _DAY] = sigma
+    return out
+
+
+def _trimmed_mean(window: FloatArray, trim: float) -> FloatArray:
+    """Row-wise mean after dropping the ``trim`` share of lowest and highest valid values."""
+    ordered = np.sort(window, axis=1)  # NaN sort last
+    valid = np.sum(np.isfinite(ordered), axis=1)
+    cut = np.floor(trim * valid)
+    position = np.arange(ordered.shape[1])[None, :]
+    keep = (position >= cut[:, None]) & (position < (valid - cut)[:, None])
+    total = np.sum(np.where(keep, ordered, 0.0), axis=1)
+    mean: FloatArray = total / np.maximum(keep.sum(axis=1), 1)
+    return mean
+
+
+def _noise_model_spread(y: FloatArray, expected: FloatArray) -> FloatArray:
+    """Spread from ``variance = a*e + b^2*e^2`` fitted each day on the previous 14 days of
+    residuals (robustly, by expected-value bins), so it stays causal."""
+    n = y.size
+    out = np.full(n, np.nan)
+    residual = y - expected
+    for day_start in range(0, n, _DAY):
+        lo = max(0, day_start - 14 * _DAY)
+        e = expected[lo:day_start]
+        r = residual[lo:day_start]
+        ok = np.isfinite(e) & np.isfinite(r)
+        if ok.sum() < 48:
+            continue
+        e, r = e[ok], r[ok]
+        order = np.argsort(e)
+        bins = np.array_split(order, 8)
+        centre = np.array([np.median(e[b]) for b in bins])
+        sigma = np.array([_MAD_TO_SIGMA * np.median(np.abs(r[b])) for b in bins])
+        design = np.column_stack([centre, centre**2])
+        coef = _non_negative_fit(design, sigma**2)
+        hours = slice(day_start, min(n, day_start + _DAY))
+        eh = np.clip(expected[hours], 0.0, None)
+        out[hours] = np.sqrt(coef[0] * eh + coef[1] * eh**2)
+    return out
+
+
+def _non_negative_fit(design: FloatArray, target: FloatArray) -> FloatArray:
+    """Least squares with both coefficients kept non-negative (two-parameter case)."""
+    coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+    if (coef >= 0).all():
+        return coef
+    best = np.zeros(2)
+    best_err = float(np.sum(target**2))
+    for j in range(2):
+        col = design[:, j]
+        denom = float(col @ col)
+        if denom <= 0:
+            continue
+        c = max(0.0, float(col @ target) / denom)
+        err = float(np.sum((target - c * col) ** 2))
+        if err < best_err:
+            best_err = err
+            best = np.zeros(2)
+            best[j] = c
+    return best
+
+
+# -- rules -------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Event:
+    kind: AnomalyKind
+    start: int
+    end: int
+    confirmed: int  # hour the rule fired
+    sign: int
+
+
+def _window_z(
+    capped: FloatArray, expected: FloatArray, *, hours: int, cfg: AnomalyConfig
+) -> FloatArray:
+    """z-score of log(window total / expected window total) for the ``hours`` ending at
+    each hour, centred and scaled by the same statistic over the previous weeks (median and
+    MAD, refreshed daily). Observations are capped at 3 spreads so one spike cannot pass
+    for a shift. NaN where there is not enough history."""
+    n = capped.size
+    valid = np.isfinite(capped) & np.isfinite(expected)
+    obs = np.concatenate([[0.0], np.cumsum(np.where(valid, capped, 0.0))])
+    exp = np.concatenate([[0.0], np.cumsum(np.where(valid, expected, 0.0))])
+    cnt = np.concatenate([[0], np.cumsum(valid)])
+    end = np.arange(1, n + 1)
+    begin = np.maximum(end - hours, 0)
+    window_obs = obs[end] - obs[begin]
+    window_exp = exp[end] - exp[begin]
+    full = (cnt[end] - cnt[begin]) >= 0.8 * hours
+    # A small pseudo-count keeps near-empty windows from producing huge log ratios.
+    pseudo = 0.05 * np.nanmedian(np.where(valid, expected, np.nan)) * hours if valid.any() \
+        else 1.0
+    pseudo = pseudo if np.isfinite(pseudo) and pseudo > 0 else 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_ratio = np.log((np.maximum(window_obs, 0.0) + pseudo) / (window_exp + pseudo))
+    log_ratio = np.where(full, log_ratio, np.nan)
+
+    z = np.full(n, np.nan)
+    lookback = cfg.window_history_days * _DAY
+    for day_start in range(0, n, _DAY):
+        past = log_ratio[max(0, day_start - lookback) : day_start]
+        past = past[np.isfinite(past)]
+        if past.size < 4 * _DAY:
+            continue
+        centre = float(np.median(past))
+        scale = max(_MAD_TO_SIGMA * float(np.median(np.abs(past - centre))), 0.01)
+        rows = slice(day_start, min(n, day_start + _DAY))
+        z[rows] = (log_ratio[rows] - centre) / scale
+    return z
+
+
+def _window_log_ratio(y: FloatArray, expected: FloatArray, *, hours: int) -> FloatArray:
+    """log(observed / expected) over the trailing ``hours`` window (NaN if incomplete)."""
+    valid = np.isfinite(y) & np.isfinite(expected)
+    obs = np.concatenate([[0.0], np.cumsum(np.where(valid, y, 0.0))])
+    exp = np.concatenate([[0.0], np.cumsum(np.where(valid, expected, 0.0))])
+    cnt = np.concatenate([[0], np.cumsum(valid)])
+    end = np.arange(1, y.size + 1)
+    begin = np.maximum(end - hours, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.log((obs[end] - obs[begin]) / (exp[end] - exp[begin]))
+    out: FloatArray = np.where((cnt[end] - cnt[begin]) >= 0.8 * hours, ratio, np.nan)
+    return out
+
+
+def _level_shifts(
+    score: FloatArray, window_z: Mapping[int, FloatArray], cfg: AnomalyConfig
+) -> list[_Event]:
+    n = score.size
+    events: list[_Event] = []
+    day = np.nan_to_num(window_z[_DAY], nan=0.0)
+    three_days = np.nan_to_num(window_z[3 * _DAY], nan=0.0)
+    weekly_baseline = np.arange(n) >= 2 * _WEEK
+    for sign in (1, -1):
+        s = sign * np.nan_to_num(score, nan=0.0)
+        short = _trailing_count(s >= cfg.shift_score, cfg.shift_m) >= cfg.shift_k
+        by_day = sign * day >= cfg.day_z
+        by_days = sign * three_days >= cfg.three_day_z
+        # Persistence needs hour-of-week baselines: before two weeks, a weekend already
+        # looks like a drop on an hour-of-day baseline.
+        fire = (short | by_day | by_days) & weekly_baseline
+        keep = fire | (sign * day >= cfg.keep_z) | (sign * three_days >= cfg.keep_z)
+        t = 0
+        while t < n:
+            if not fire[t]:
+                t += 1
+                continue
+            span = cfg.shift_m if short[t] else (_DAY if by_day[t] else 3 * _DAY)
+            start = _onset(s, end=t, span=span + _DAY)
+            end = t
+            while end + 1 < n and keep[end + 1]:
+                end += 1
+            # Window statistics lag; trim the tail back to the last hour that was high.
+            while end > t and s[end] < 1.0:
+                end -= 1
+            previous = events[-1] if events and events[-1].sign == sign else None
+            if previous is not None and start - previous.end <= cfg.merge_gap_hours:
+                previous.end = max(previous.end, end)
+            else:
+                events.append(_Event("level_shift", start, end, t, sign))
+            t = end + 1
+    return events
+
+
+def _onset(signed_score: FloatArray, *, end: int, span: int) -> int:
+    """Most likely first hour of a change ending at ``end``: the start of the trailing
+    segment whose (clipped) scores sum to the strongest evidence, sum / sqrt(length)."""
+    first = max(0, end - span + 1)
+    seg = np.clip(signed_score[first : end + 1], -3.0, 3.0)[::-1]
+    strength = np.cumsum(seg) / np.sqrt(np.arange(1, seg.size + 1))
+    return end - int(np.argmax(strength))
+
+
+def _spikes_and_drops(
+    y: FloatArray,
+    expected: FloatArray,
+    spread: FloatArray,
+    cfg: AnomalyConfig,
+    shifts: list[_Event],
+) -> list[_Event]:
+    """Single hours, or bursts of ``burst_hours``, far outside the baseline."""
+    events: list[_Event] = []
+    known = np.isfinite(y) & np.isfinite(expected) & np.isfinite(spread)
+    excess = np.where(known, y - expected, 0.0)
+    variance = np.where(known, spread**2, 0.0)
+    for sign, kind in ((1, "spike"), (-1, "drop")):
+        hot = np.zeros(y.size, dtype=bool)
+        for hours in (1, cfg.burst_hours):
+            # Window score: summed excess over the window's summed variance.
+            complete = _trailing_sum(known.astype(np.float64), hours) == hours
+            with np.errstate(invalid="ignore", divide="ignore"):
+                z = sign * _trailing_sum(excess, hours) / np.sqrt(_trailing_sum(variance, hours))
+            z = np.where(complete, z, np.nan)
+            fired = np.nonzero(z >= _tail_threshold(z, cfg))[0]
+            for t in fired.tolist():
+                window = np.arange(max(0, t - hours + 1), t + 1)
+                # Only the hours that carry the excess belong to the spike.
+                hot[window[sign * excess[window] > 0]] = True
+        for start, end in _runs(hot):
+            # A sharp start of a level shift is the shift, raised as early as the spike.
+            owner = next(
+                (e for e in shifts if e.sign == sign and e.start - 1 <= end and start <= e.end + 1),
+                None,
+            )
+            if owner is not None:
+                owner.start = min(owner.start, start)
+                owner.confirmed = min(owner.confirmed, start)
+                continue
+            events.append(_Event("spike" if kind == "spike" else "drop", start, end, start, sign))
+    return events
+
+
+def _trailing_sum(x: FloatArray, hours: int) -> FloatArray:
+    total = np.concatenate([[0.0], np.cumsum(x)])
+    end = np.arange(1, x.size + 1)
+    out: FloatArray = total[end] - total[np.maximum(end - hours, 0)]
+    return out
+
+
+def _tail_threshold(signed: FloatArray, cfg: AnomalyConfig) -> FloatArray:
+    """Spike threshold per hour: ``spike_score``, raised for series whose own recent scores
+    show a heavy tail (a few calls an hour of very uneven cost): ``tail_factor`` times the
+    ``tail_quantile`` of the previous ``tail_days`` days' scores, refreshed daily."""
+    n = signed.size
+    out = np.full(n, cfg.spike_score)
+    finite = np.where(np.isfinite(signed), signed, np.nan)
+    for day_start in range(0, n, _DAY):
+        past = finite[max(0, day_start - cfg.tail_days * _DAY) : day_start]
+        past = past[np.isfinite(past)]
+        if past.size < 2 * _DAY:
+            continue
+        ref = float(np.quantile(past, cfg.tail_quantile))
+        out[day_start : day_start + _DAY] = max(cfg.spike_score, cfg.tail_factor * ref)
+    return out
+
+
+def _creep(
+    y: FloatArray,
+    expected: FloatArray,
+    cfg: AnomalyConfig,
+    shifts: list[_Event],
+) -> list[_Event]:
+    """Slow drift: the last ``creep_window_hours`` run ``creep_relative`` above (or below)
+    expectation, significant against day-to-day noise measured before the window (a
+    t-statistic over the window's days), with no level shift to explain it."""
+    n = y.size
+    w = cfg.creep_window_hours
+    days_in_window = max(1, w // _DAY)
+    day_ratio = _trailing_day_log_ratio(y, expected)  # one value per hour: its last 24 h
+    window_ratio = _window_log_ratio(y, expected, hours=w)
+    lookback = cfg.window_history_days * _DAY
+    z = np.full(n, np.nan)
+    for day_start in range(0, n, _DAY):
+        # Day-to-day noise from whole days ending before the window.
+        past = day_ratio[max(0, day_start - w - lookback) : max(0, day_start - w)][:: _DAY]
+        past = past[np.isfinite(past)]
+        if past.size < 7:
+            continue
+        centre = float(np.median(past))
+        sigma = max(_MAD_TO_SIGMA * float(np.median(np.abs(past - centre))), 0.01)
+        rows = slice(day_start, min(n, day_start + _DAY))
+        z[rows] = window_ratio[rows] / (sigma / math.sqrt(days_in_window))
+    t = np.arange(n)
+    quiet = t >= 3 * _WEEK + w  # a baseline of at least three weeks under the whole window
+    # Whatever a level shift left in the baseline is not creep.
+    for e in shifts:
+        quiet[max(0, e.start - 1) : min(n, e.end + cfg.creep_quiet_days * _DAY)] = False
+    events: list[_Event] = []
+    for sign in (1, -1):
+        fire = (
+            quiet
+            & (sign * np.nan_to_num(z, nan=0.0) >= cfg.creep_z)
+            & (sign * np.nan_to_num(window_ratio, nan=0.0) >= math.log1p(cfg.creep_relative))
+        )
+        for start, end in _runs(fire, gap=cfg.merge_gap_hours):
+            onset = max(0, start - w + 1)
+            events.append(_Event("creep", onset, end, start, sign))
+    return events
+
+
+def _trailing_day_log_ratio(y: FloatArray, expected: FloatArray) -> FloatArray:
+    return _window_log_ratio(y, expected, hours=_DAY)
+
+
+def _finish(
+    event: _Event,
+    *,
+    y: FloatArray,
+    expected: FloatArray,
+    spread: FloatArray,
+    score: FloatArray,
+    origin: datetime,
+    min_impact: float,
+    cfg: AnomalyConfig,
+) -> Anomaly | None:
+    hours = np.arange(event.start, event.end + 1)
+    ok = np.isfinite(y[hours]) & np.isfinite(expected[hours])
+    if not ok.any():
+        return None
+    excess = np.where(ok, y[hours] - expected[hours], 0.0)
+    impact = float(excess.sum())
+    if event.sign * impact < min_impact or (min_impact == 0 and impact == 0):
+        return None
+    # Reported when both the rule has fired and the running impact has reached the bar.
+    running = np.cumsum(event.sign * excess)
+    reach = int(np.argmax(running >= min_impact)) + event.start
+    detected = max(event.confirmed, reach)
+    h = hours[ok]
+    if event.kind in ("spike", "drop"):
+        peak = float(score[h][np.argmax(np.abs(score[h]))])
+    else:
+        peak = float(np.nanmedian(score[h]))
+    return Anomaly(
+        kind=event.kind,
+        start=origin + event.start * _HOUR,
+        end=origin + event.end * _HOUR,
+        detected_at=origin + detected * _HOUR,
+        observed=float(np.mean(y[h])),
+        expected=float(np.mean(expected[h])),
+        lower=float(np.mean(np.maximum(expected[h] - cfg.spike_score * spread[h], 0.0))),
+        upper=float(np.mean(expected[h] + cfg.spike_score * spread[h])),
+        score=peak,
+        impact=impact,
+    )
+
+
+# -- array helpers -----------------------------------------------------------------------------
+
+
+def _hourly_grid(
+    timestamps: Sequence[datetime] | npt.NDArray[np.datetime64],
+    values: npt.ArrayLike,
+    *,
+    missing_as_zero: bool,
+) -> tuple[datetime, FloatArray]:
+    amounts = np.asarray(values, dtype=np.float64).ravel()
+    if isinstance(timestamps, np.ndarray) and np.issubdtype(timestamps.dtype, np.datetime64):
+        hours = timestamps.astype("datetime64[h]").astype(np.int64)
+        if hours.size != amounts.size:
+            raise ValueError("timestamps and values must have the same length")
+        if hours.size == 0:
+            return datetime(1970, 1, 1, tzinfo=UTC), amounts
+        first = int(hours.min())
+        origin = datetime(1970, 1, 1, tzinfo=UTC) + first * _HOUR
+        index = hours - first
+    else:
+        stamps = list(timestamps)
+        if len(stamps) != amounts.size:
+            raise ValueError("timestamps and values must have the same length")
+        if not stamps:
+            return datetime(1970, 1, 1, tzinfo=UTC), amounts
+        origin = min(stamps).replace(minute=0, second=0, microsecond=0)
+        index = np.array([(s - origin) // _HOUR for s in stamps], dtype=np.int64)
+    finite = np.isfinite(amounts)
+    y = np.zeros(int(index.max()) + 1) if missing_as_zero else np.full(int(index.max()) + 1, np.nan)
+    if missing_as_zero:
+        np.add.at(y, index[finite], amounts[finite])
+        y[index[~finite]] = np.nan
+    else:
+        seen = np.zeros(y.size, dtype=bool)
+        seen[index[finite]] = True
+        y[seen] = 0.0
+        np.add.at(y, index[finite], amounts[finite])
+    return origin, y
+
+
+def _rolling_typical(y: FloatArray) -> FloatArray:
+    """Median of the previous week (a scale for absolute floors), causal, NaN-aware."""
+    n = y.size
+    padded = np.concatenate([np.full(_WEEK, np.nan), y])
+    windows = sliding_window_view(padded, _WEEK)[:n]
+    with np.errstate(all="ignore"):
+        typical = np.nanmedian(np.abs(windows), axis=1) if n else np.zeros(0)
+    return np.nan_to_num(typical, nan=0.0)
+
+
+def _trailing_count(flags: BoolArray, m: int) -> npt.NDArray[np.int64]:
+    counts = np.cumsum(flags.astype(np.int64))
+    shifted = np.concatenate([np.zeros(m, dtype=np.int64), counts[:-m]]) if m < counts.size \
+        else np.zeros(counts.size, dtype=np.int64)
+    return counts - shifted[: counts.size]
+
+
+def _trailing_median(x: FloatArray, m: int) -> FloatArray:
+    padded = np.concatenate([np.full(m - 1, np.nan), x])
+    windows = sliding_window_view(padded, m)
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows give NaN
+            med: FloatArray = np.nanmedian(windows, axis=1)
+    return med
+
+
+def _runs(flags: BoolArray, *, gap: int = 0) -> list[tuple[int, int]]:
+    """(start, end) of runs of True, joining runs separated by at most ``gap`` hours."""
+    idx = np.nonzero(flags)[0]
+    if idx.size == 0:
+        return []
+    breaks = np.nonzero(np.diff(idx) > gap + 1)[0]
+    starts = np.concatenate([[idx[0]], idx[breaks + 1]])
+    ends = np.concatenate([idx[breaks], [idx[-1]]])
+    return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
+
+
+# -- explaining a change -----------------------------------------------------------------------
+
+TOKEN_TYPES = ("input_uncached", "cache_read", "cache_write", "output", "reasoning")
+_TOKEN_NAMES = {
+    "input_uncached": "uncached input tokens",
+    "cache_read": "cache reads",
+    "cache_write": "cache writes",
+    "output": "output tokens",
+    "reasoning": "reasoning tokens",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Contributor:
+    """One dimension value's share of a change, as per-hour rates."""
+
+    dimension: str
+    value: str
+    before_per_hour: float
+    after_per_hour: float
+    delta_per_hour: float
+    share_of_change: float  # of the total delta; can exceed 1 when others moved the other way
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeExplanation:
+    """Why a total moved between two windows: the top contributors and plain phrases."""
+
+    total_before_per_hour: float
+    total_after_per_hour: float
+    delta_per_hour: float
+    contributors: tuple[Contributor, ...]
+    phrases: tuple[str, ...]
+    dimension_ranking: tuple[str, ...] = field(default=())
+
+
+def explain_change(
+    *,
+    before: Mapping[str, Mapping[str, float]],
+    after: Mapping[str, Mapping[str, float]],
+    before_hours: float = 1.0,
+    after_hours: float = 1.0,
+    tokens_before: Mapping[str, float] | None = None,
+    tokens_after: Mapping[str, float] | None = None,
+    coverage: float = 0.8,
+    max_contributors: int = 5,
+    unit: str = "$",
+) -> ChangeExplanation:
+    """Name the dimension values that account for most of a change, in words.
+
+    ``before``/``after`` map a dimension (``model``, ``feature``, ``customer``...) to the
+    cost (or any additive measure) per value over each window; the windows may differ in
+    length (``before_hours``/``after_hours``), so everything is compared per hour. The
+    dimension explained by the fewest values reaching ``coverage`` of the change leads.
+    ``tokens_before``/``tokens_after`` hold token totals by type (``input_uncached``,
+    ``cache_read``, ``cache_write``, ``output``, ``reasoning``) and add phrases about cache
+    use and token mix. Pure: no I/O.
+    """
+    if before_hours <= 0 or after_hours <= 0:
+        raise ValueError("window lengths must be positive")
+    dimensions = [d for d in dict.fromkeys([*before, *after])]
+    totals_b = {d: sum(before.get(d, {}).values()) / before_hours for d in dimensions}
+    totals_a = {d: sum(after.get(d, {}).values()) / after_hours for d in dimensions}
+    # Breakdowns of the same windows should agree on the total; take the most complete.
+    total_b = max(totals_b.values(), default=0.0)
+    total_a = max(totals_a.values(), default=0.0)
+    delta = total_a - total_b
+
+    ranked: list[tuple[int, float, str, list[Contributor]]] = []
+    for dim in dimensions:
+        b = before.get(dim, {})
+        a = after.get(dim, {})
+        rows = []
+        for value in dict.fromkeys([*b, *a]):
+            rb = b.get(value, 0.0) / before_hours
+            ra = a.get(value, 0.0) / after_hours
+            d = ra - rb
+            share = d / delta if delta else 0.0
+            rows.append(Contributor(dim, value, rb, ra, d, share))
+        # Values moving with the change, biggest first.
+        sign = 1.0 if delta >= 0 else -1.0
+        rows.sort(key=lambda c: -sign * c.delta_per_hour)
+        needed, reached = 0, 0.0
+        for c in rows:
+            if reached >= coverage or sign * c.delta_per_hour <= 0:
+                break
+            needed += 1
+            reached += c.share_of_change
+        top_share = rows[0].share_of_change if rows else 0.0
+        ranked.append((needed if reached >= coverage else len(rows) + 1, -top_share, dim,
+                       rows[: max(needed, 1)]))
+    ranked.sort(key=lambda r: (r[0], r[1]))
+
+    contributors: list[Contributor] = []
+    phrases: list[str] = []
+    for _, _, dim, rows in ranked:
+        switch = _switch_phrase(dim, before.get(dim, {}), after.get(dim, {}))
+        if switch:
+            phrases.append(switch)
+    for _, _, _dim, rows in ranked[:2]:
+        for c in rows:
+            if len(contributors) >= max_contributors:
+                break
+            if abs(c.delta_per_hour) <= 0.05 * abs(delta) or c in contributors:
+                continue
+            contributors.append(c)
+            phrases.append(_contributor_phrase(c, unit))
+    phrases.extend(_token_phrases(tokens_before, tokens_after, before_hours, after_hours))
+    return ChangeExplanation(
+        total_before_per_hour=total_b,
+        total_after_per_hour=total_a,
+        delta_per_hour=delta,
+        contributors=tuple(contributors),
+        phrases=tuple(dict.fromkeys(phrases)),
+        dimension_ranking=tuple(r[2] for r in ranked),
+    )
+
+
+def _switch_phrase(dim: str, before: Mapping[str, float], after: Mapping[str, float]) -> str:
+    """``model switched from A to B`` when the leading value changed hands."""
+    tb, ta = sum(before.values()), sum(after.values())
+    if tb <= 0 or ta <= 0:
+        return ""
+    lead_b = max(before, key=lambda k: before[k])
+    lead_a = max(after, key=lambda k: after[k])
+    if lead_a == lead_b:
+        return ""
+    # A real switch: the new leader was minor before and the old one is minor now.
+    if before.get(lead_a, 0.0) / tb < 0.2 and after.get(lead_b, 0.0) / ta < 0.2:
+        if after[lead_a] / ta >= 0.5 and before[lead_b] / tb >= 0.5:
+            return f"{dim} switched from {lead_b} to {lead_a}"
+    return ""
+
+
+def _contributor_phrase(c: Contributor, unit: str) -> str:
+    if c.before_per_hour == 0 and c.after_per_hour > 0:
+        return f"{c.dimension} {c.value} is new: +{_money(c.after_per_hour, unit)}/h"
+    if c.after_per_hour == 0 and c.before_per_hour > 0:
+        return f"{c.dimension} {c.value} stopped: -{_money(c.before_per_hour, unit)}/h"
+    sign = "+" if c.delta_per_hour >= 0 else "-"
+    return f"{c.dimension} {c.value} {sign}{_money(abs(c.delta_per_hour), unit)}/h"
+
+
+def _token_phrases(
+    before: Mapping[str, float] | None,
+    after: Mapping[str, float] | None,
+    before_hours: float,
+    after_hours: float,
+) -> list[str]:
+    if not before or not after:
+        return []
+    phrases: list[str] = []
+    inputs = ("input_uncached", "cache_read", "cache_write")
+    in_b = sum(before.get(k, 0.0) for k in inputs)
+    in_a = sum(after.get(k, 0.0) for k in inputs)
+    if in_b > 0 and in_a > 0:
+        share_b = before.get("cache_read", 0.0) / in_b
+        share_a = after.get("cache_read", 0.0) / in_a
+        # Cache hit rate is the usual silent cost lever: report moves of 10 points or more.
+        if share_a <= share_b - 0.1:
+            phrases.append(
+                f"cache reads fell to {100 * share_a:.0f} % of input tokens "
+                f"(from {100 * share_b:.0f} %)"
+            )
+        elif share_a >= share_b + 0.1:
+            phrases.append(
+                f"cache reads rose to {100 * share_a:.0f} % of input tokens "
+                f"(from {100 * share_b:.0f} %)"
+            )
+    for kind in TOKEN_TYPES:
+        rb = before.get(kind, 0.0) / before_hours
+        ra = after.get(kind, 0.0) / after_hours
+        name = _TOKEN_NAMES[kind]
+        if kind == "cache_read" and phrases and phrases[0].startswith("cache reads"):
+            continue
+        if rb <= 0 and ra > 0:
+            phrases.append(f"{name} appeared ({_count(ra)}/h)")
+        elif rb > 0 and ra <= 0:
+            phrases.append(f"{name} stopped (were {_count(rb)}/h)")
+        elif rb > 0 and (ra / rb >= 2 or ra / rb <= 0.5):
+            phrases.append(f"{name} ×{_ratio(ra / rb)}")
+    return phrases
+
+
+def _money(x: float, unit: str) -> str:
+    if x >= 1 or x == 0:
+        return f"{unit}{x:,.2f}"
+    # Small per-hour amounts keep three significant digits instead of rounding to 0.00.
+    digits = max(2, 2 - math.floor(math.log10(x)))
+    return f"{unit}{x:.{digits}f}"
+
+
+def _count(x: float) -> str:
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if x >= size:
+            return f"{x / size:.1f}{suffix}"
+    return f"{x:.0f}"
+
+
+def _ratio(r: float) -> str:
+    if r >= 10:
+        return f"{r:.0f}"
+    text = f"{r:.1f}" if r >= 1 else f"{r:.2f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

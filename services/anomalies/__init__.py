@@ -1,0 +1,1 @@
+"""Anomalies in hourly spend and calls, per project and per dimension value."""

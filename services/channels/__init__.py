@@ -1,0 +1,1 @@
+"""Channels alerts are sent to: Slack incoming webhooks and generic JSON webhooks."""
