@@ -28,7 +28,7 @@ def running_collector(
 
 def test_tracked_calls_reach_postgres_priced_like_genai_prices(
     running_collector: RunningCollector, session_factory: sessionmaker[Session],
-    server: FakeLLMServer,
+    server: FakeLLMServer, isolated_runtime: None,
 ) -> None:
     with session_factory.begin() as session:
         key = create_key(session, project_name="e2e", scope="ingest").key
