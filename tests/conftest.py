@@ -123,7 +123,7 @@ def celery_worker(broker_url: str, database_url: str, session_factory: sessionma
     from workers.db import configure_database
 
     app = configure_celery(broker_url=broker_url)
-    app.conf.task_default_queue = f"test-{uuid.uuid4().hex[:8]}"  # no stale messages
+    app.control.purge()  # no message left over from an earlier test or run
     configure_database(database_url)
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10) as worker:
         yield worker
