@@ -1,29 +1,40 @@
 """Anomalies in hourly series (spend, calls, p50/p99 per-request tokens or cost), and what
 changed between two windows.
 
-Baseline: for each hour, the median and MAD of the same hour of the week (and its two
-neighbouring hours) over the previous 2-4 weeks; while there are fewer than two weeks, the
-same hour of the day (and neighbours) over the previous 3-7 days. The baseline of an hour
-only uses earlier hours, so a batch run reports exactly what an hourly run would have.
-Each hour gets a robust score ``(observed - expected) / spread``.
+Baseline (causal: an hour is judged only on earlier hours, so a batch run reports exactly
+what an hourly job would have): the same hour of the week and its two neighbouring hours
+over the previous 2-4 weeks, or, while there are fewer than two weeks, the same hour of the
+day and neighbours over the previous 3-7 days. Expected value = trimmed mean; spread = the
+largest of the neighbours' MAD, a noise model fitted on the recent past
+(``variance = a*e + b^2*e^2``: few calls of uneven cost, plus multiplicative noise) and the
+day-to-day variation of whole days. Each hour gets a robust score
+``(observed - expected) / spread``.
 
 Rules, from sharp to slow:
 
-* spike / drop: an hour scoring beyond ``spike_score`` (a run of such hours is one event);
-* level_shift: persistence, ``k`` of the last ``m`` hours beyond a lower score, at a short
-  and a long time scale; the event lasts while the recent median score stays beyond
-  ``keep_score``, so one shift is one event even while the baseline slowly absorbs it;
-* creep: the median relative excess over a long window (default 72 h) beyond
-  ``creep_relative`` while no level shift explains it.
+* spike / drop: one hour, or a burst of ``burst_hours``, scoring beyond ``spike_score``,
+  a bar raised for series whose own recent past shows heavier tails (``tail_factor`` x the
+  ``tail_quantile`` of the last ``tail_days`` days' scores). Drops need two weeks of
+  history: before that a weekend is indistinguishable from an outage;
+* level_shift: persistence, either ``shift_k`` of the last ``shift_m`` hours beyond
+  ``shift_score``, or the total of the last 24 h / 72 h against its expectation beyond
+  ``day_z`` / ``three_day_z`` (z of that log ratio against its own recent history). One
+  shift is one event: it lasts while a window z stays beyond ``keep_z`` and re-firings
+  within ``merge_gap_hours`` extend it. Needs two weeks of history (hour-of-week);
+* creep: the last week ``creep_relative`` above expectation, still rising
+  (``creep_rise`` above the previous week's excess) and significant against day-to-day
+  noise (``creep_z``), with no recent level shift to explain it. Upward only.
 
 An event is reported only once its cumulative ``|observed - expected|`` reaches
 ``min_impact`` (in the series' unit, e.g. dollars); ``detected_at`` is the hour at which
 both its rule and that impact were met, i.e. when an hourly job would have raised it.
+Thresholds were set on the tuning seeds of ``bench/anomaly_eval.py``.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -60,12 +71,12 @@ class AnomalyConfig:
     min_baseline_days: int = 3  # no verdicts before this much history
     trim: float = 0.2  # share cut from each end for the trimmed-mean expectation
     relative_floor: float = 0.05  # spread is at least this share of the expected value
-    spike_score: float = 5.0
+    spike_score: float = 6.0
     tail_quantile: float = 0.999
     tail_factor: float = 1.5
     tail_days: int = 28
     burst_hours: int = 3
-    shift_score: float = 2.5  # short scale: shift_k of the last shift_m hours beyond it
+    shift_score: float = 3.0  # short scale: shift_k of the last shift_m hours beyond it
     shift_k: int = 5
     shift_m: int = 6
     # Longer scales compare a window's total with its expectation, scored against how much
@@ -74,21 +85,27 @@ class AnomalyConfig:
     day_z: float = 6.5
     three_day_z: float = 6.0
     keep_z: float = 2.0  # a shift lasts while a window z stays beyond this
+    transient_hours: int = 12  # a shift that is over within this was a spike or drop
     window_history_days: int = 21
     merge_gap_hours: int = 48
     creep_window_hours: int = 168
     creep_z: float = 3.0
-    creep_relative: float = 0.25  # and at least this much above (or below) expectation
+    creep_relative: float = 0.25  # and at least this much above expectation
+    creep_rise: float = 0.1  # and this much above the previous window's excess
     creep_quiet_days: int = 28  # after a level shift the baseline is mixed for ~4 weeks
 
 
 @dataclass(frozen=True, slots=True)
 class Anomaly:
     """One anomalous episode. ``start``/``end`` are the first and last anomalous hour
-    (bucket starts, inclusive). ``observed``/``expected``/``lower``/``upper`` are per-hour
-    means over the episode (bounds at ``spike_score`` spreads); ``impact`` is
-    ``observed - expected`` summed over its hours; ``score`` is the peak robust score for a
-    spike or drop and the median score for a level shift or creep (signed)."""
+    (bucket starts, inclusive); ``detected_at`` is the hour whose data made it reportable.
+    ``observed``/``expected``/``lower``/``upper`` are per-hour means over the episode
+    (bounds at ``spike_score`` spreads); ``impact`` is ``observed - expected`` summed over
+    its hours; ``score`` is the peak robust score for a spike or drop and the median score
+    for a level shift or creep (signed). Re-running on more hours keeps ``detected_at`` but
+    may extend ``end`` and firm up ``kind`` (a sharp rise first reads as a spike; a shift
+    that keeps climbing becomes creep), so identify an episode by its sign and detection
+    hour rather than by kind."""
 
     kind: AnomalyKind
     start: datetime
@@ -124,27 +141,34 @@ def detect_anomalies(
     origin, y = _hourly_grid(timestamps, values, missing_as_zero=missing_as_zero)
     if y.size == 0:
         return ()
-    expected, spread = seasonal_baseline(y, config=cfg)
+    expected, spread, day_part = _baseline(y, cfg)
     with np.errstate(invalid="ignore", divide="ignore"):
         score = (y - expected) / spread
     score = np.where(np.isfinite(score), score, np.nan)
 
     capped = np.clip(y, expected - 3 * spread, expected + 3 * spread)
-    window_z = {
-        w: _window_z(capped, expected, hours=w, cfg=cfg)
-        for w in (_DAY, 3 * _DAY)
-    }
+    window_z = {w: _window_z(capped, expected, hours=w, cfg=cfg) for w in (_DAY, 3 * _DAY)}
     events: list[_Event] = []
     shifts = _level_shifts(score, window_z, cfg)
     events.extend(shifts)
-    events.extend(_spikes_and_drops(y, expected, spread, cfg, shifts))
+    events.extend(_spikes_and_drops(y, expected, spread, day_part, cfg, shifts))
     events.extend(_creep(capped, expected, cfg, shifts))
+    for event in shifts:
+        _reshape(event, capped=capped, expected=expected, cfg=cfg)
     events.sort(key=lambda e: (e.start, e.end))
 
     out: list[Anomaly] = []
     for event in events:
-        anomaly = _finish(event, y=y, expected=expected, spread=spread, score=score,
-                          origin=origin, min_impact=min_impact, cfg=cfg)
+        anomaly = _finish(
+            event,
+            y=y,
+            expected=expected,
+            spread=spread,
+            score=score,
+            origin=origin,
+            min_impact=min_impact,
+            cfg=cfg,
+        )
         if anomaly is not None:
             out.append(anomaly)
     return tuple(out)
@@ -157,7 +181,13 @@ def seasonal_baseline(
     spread (MAD as a standard deviation, floored) for every hour, NaN where history is too
     short. Hour-of-week neighbours over up to ``baseline_weeks`` weeks once two weeks are
     available, hour-of-day neighbours over up to seven days before that."""
-    cfg = config or AnomalyConfig()
+    expected, spread, _ = _baseline(y, config or AnomalyConfig())
+    return expected, spread
+
+
+def _baseline(y: FloatArray, cfg: AnomalyConfig) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Expected value, spread, and the day-level part of the spread (shared by all hours
+    of a day, so it does not shrink when hours are summed)."""
     n = y.size
     t = np.arange(n)
     weekly_lags = [_WEEK * k + j for k in range(1, cfg.baseline_weeks + 1) for j in (-1, 0, 1)]
@@ -192,20 +222,23 @@ def seasonal_baseline(
     spread = np.fmax(spread, _noise_model_spread(y, expected))
     # Neighbouring hours share their day's ups and downs, so a handful of weeks understates
     # day-to-day variation; measure it from whole days instead.
-    spread = np.fmax(spread, np.abs(expected) * _day_to_day_sigma(y, expected))
+    day_part = np.abs(expected) * _day_to_day_sigma(y, expected)
+    spread = np.fmax(spread, day_part)
     # Floors: a flat history must not make every wiggle infinitely surprising.
     typical = _rolling_typical(y)
     floor = np.maximum(cfg.relative_floor * np.abs(expected), 0.02 * typical)
     spread = np.where(np.isfinite(spread), np.maximum(spread, floor), np.nan)
     spread = np.where(spread > 0, spread, np.nan)
-    return expected, spread
+    # Until a week of whole days measures it, assume the worst: hours move together.
+    day_part = np.where(np.isfinite(day_part), np.fmin(day_part, spread), spread)
+    return expected, spread, np.where(np.isfinite(spread), day_part, 0.0)
 
 
 def _day_to_day_sigma(y: FloatArray, expected: FloatArray) -> FloatArray:
     """Robust spread of log(day total / expected day total) over the previous 21 days, for
-    every hour (causal, refreshed daily); 0 where fewer than seven days are known."""
+    every hour (causal, refreshed daily); NaN where fewer than seven days are known."""
     n = y.size
-    out = np.zeros(n)
+    out = np.full(n, np.nan)
     days = n // _DAY
     valid = np.isfinite(y) & np.isfinite(expected)
     ratios = np.full(days, np.nan)
@@ -267,7 +300,7 @@ def _noise_model_spread(y: FloatArray, expected: FloatArray) -> FloatArray:
 
 def _non_negative_fit(design: FloatArray, target: FloatArray) -> FloatArray:
     """Least squares with both coefficients kept non-negative (two-parameter case)."""
-    coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+    coef: FloatArray = np.linalg.lstsq(design, target, rcond=None)[0].astype(np.float64)
     if (coef >= 0).all():
         return coef
     best = np.zeros(2)
@@ -291,7 +324,7 @@ def _non_negative_fit(design: FloatArray, target: FloatArray) -> FloatArray:
 
 @dataclass(slots=True)
 class _Event:
-    kind: AnomalyKind
+    kind: AnomalyKind  # mutable: a shift may be renamed once its shape is known
     start: int
     end: int
     confirmed: int  # hour the rule fired
@@ -303,26 +336,14 @@ def _window_z(
 ) -> FloatArray:
     """z-score of log(window total / expected window total) for the ``hours`` ending at
     each hour, centred and scaled by the same statistic over the previous weeks (median and
-    MAD, refreshed daily). Observations are capped at 3 spreads so one spike cannot pass
-    for a shift. NaN where there is not enough history."""
+    MAD, refreshed daily). Observations come capped at 3 spreads so that one spike cannot
+    pass for a shift. NaN where there is not enough history."""
     n = capped.size
     valid = np.isfinite(capped) & np.isfinite(expected)
-    obs = np.concatenate([[0.0], np.cumsum(np.where(valid, capped, 0.0))])
-    exp = np.concatenate([[0.0], np.cumsum(np.where(valid, expected, 0.0))])
-    cnt = np.concatenate([[0], np.cumsum(valid)])
-    end = np.arange(1, n + 1)
-    begin = np.maximum(end - hours, 0)
-    window_obs = obs[end] - obs[begin]
-    window_exp = exp[end] - exp[begin]
-    full = (cnt[end] - cnt[begin]) >= 0.8 * hours
     # A small pseudo-count keeps near-empty windows from producing huge log ratios.
-    pseudo = 0.05 * np.nanmedian(np.where(valid, expected, np.nan)) * hours if valid.any() \
-        else 1.0
-    pseudo = pseudo if np.isfinite(pseudo) and pseudo > 0 else 1.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        log_ratio = np.log((np.maximum(window_obs, 0.0) + pseudo) / (window_exp + pseudo))
-    log_ratio = np.where(full, log_ratio, np.nan)
-
+    typical = float(np.median(expected[valid])) if valid.any() else 0.0
+    pseudo = 0.05 * typical * hours if typical > 0 else 1.0
+    log_ratio = _window_log_ratio(capped, expected, hours=hours, pseudo=pseudo)
     z = np.full(n, np.nan)
     lookback = cfg.window_history_days * _DAY
     for day_start in range(0, n, _DAY):
@@ -337,17 +358,18 @@ def _window_z(
     return z
 
 
-def _window_log_ratio(y: FloatArray, expected: FloatArray, *, hours: int) -> FloatArray:
-    """log(observed / expected) over the trailing ``hours`` window (NaN if incomplete)."""
+def _window_log_ratio(
+    y: FloatArray, expected: FloatArray, *, hours: int, pseudo: float = 0.0
+) -> FloatArray:
+    """log((observed + pseudo) / (expected + pseudo)) over the trailing ``hours`` window;
+    NaN unless 80 % of its hours are known."""
     valid = np.isfinite(y) & np.isfinite(expected)
-    obs = np.concatenate([[0.0], np.cumsum(np.where(valid, y, 0.0))])
-    exp = np.concatenate([[0.0], np.cumsum(np.where(valid, expected, 0.0))])
-    cnt = np.concatenate([[0], np.cumsum(valid)])
-    end = np.arange(1, y.size + 1)
-    begin = np.maximum(end - hours, 0)
+    observed = _trailing_sum(np.where(valid, np.maximum(y, 0.0), 0.0), hours)
+    wanted = _trailing_sum(np.where(valid, expected, 0.0), hours)
+    known = _trailing_sum(valid.astype(np.float64), hours)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.log((obs[end] - obs[begin]) / (exp[end] - exp[begin]))
-    out: FloatArray = np.where((cnt[end] - cnt[begin]) >= 0.8 * hours, ratio, np.nan)
+        ratio = np.log((observed + pseudo) / (wanted + pseudo))
+    out: FloatArray = np.where(known >= 0.8 * hours, ratio, np.nan)
     return out
 
 
@@ -390,6 +412,58 @@ def _level_shifts(
     return events
 
 
+def _reshape(
+    event: _Event, *, capped: FloatArray, expected: FloatArray, cfg: AnomalyConfig
+) -> None:
+    """Name a persistent change by its shape: back to normal within ``transient_hours`` is
+    a spike or drop; a ramp rather than a step (judged on blocks of 6 h from before its
+    start to a week after it fired) is creep, starting where the ramp leaves the flat.
+    So a kind can firm up as hours arrive."""
+    n = capped.size
+    if event.end < n - 1 and event.end - event.start + 1 <= cfg.transient_hours:
+        event.kind = "spike" if event.sign > 0 else "drop"
+        return
+    block = 6
+    # Judge on the days up to a week after firing: a ramp needs time to show...
+    last = min(event.end, event.confirmed + _WEEK)
+    # ... and back to well before the estimated start, so a ramp shows its flat beginning.
+    first = max(0, min(last + 1 - _WEEK, event.start - 3 * _DAY))
+    if first < _WEEK:
+        return
+    # Against the baseline as it stood when the window opened: the live baseline takes in
+    # part of the change week by week, which would bend a step and flatten a ramp.
+    frozen = expected.copy()
+    hours = np.arange(first, last + 1)
+    frozen[hours] = expected[first - _WEEK + (hours - first) % _WEEK]
+    ratio = _window_log_ratio(capped, frozen, hours=block)[first + block - 1 : last + 1]
+    ratio = ratio[::-1][::block][::-1]  # non-overlapping blocks ending at ``last``
+    ok = np.isfinite(ratio)
+    if ok.sum() < 8:
+        return
+    x = np.nonzero(ok)[0].astype(np.float64)
+    v = ratio[ok]
+    step_err, ramp_err, ramp_from = math.inf, math.inf, 0
+    for k in range(2, v.size):
+        before, after = v[:k], v[k:]
+        step_err = min(
+            step_err,
+            float(np.sum((before - before.mean()) ** 2) + np.sum((after - after.mean()) ** 2)),
+        )
+        # Hinge: flat, then a straight line from the flat level.
+        hinge = np.clip(x - x[k - 1], 0.0, None)
+        design = np.column_stack([np.ones_like(x), hinge])
+        coef = np.linalg.lstsq(design, v, rcond=None)[0]
+        err = float(np.sum((v - design @ coef) ** 2))
+        if err < ramp_err and event.sign * coef[1] > 0:
+            ramp_err, ramp_from = err, k - 1
+    onset = first + int(x[ramp_from]) * block
+    # A ramp must fit clearly better and take days; a step caught mid-block looks like a
+    # short ramp.
+    if ramp_err < 0.7 * step_err and last - onset >= 48:
+        event.kind = "creep"
+        event.start = onset
+
+
 def _onset(signed_score: FloatArray, *, end: int, span: int) -> int:
     """Most likely first hour of a change ending at ``end``: the start of the trailing
     segment whose (clipped) scores sum to the strongest evidence, sum / sqrt(length)."""
@@ -403,6 +477,7 @@ def _spikes_and_drops(
     y: FloatArray,
     expected: FloatArray,
     spread: FloatArray,
+    day_part: FloatArray,
     cfg: AnomalyConfig,
     shifts: list[_Event],
 ) -> list[_Event]:
@@ -410,21 +485,33 @@ def _spikes_and_drops(
     events: list[_Event] = []
     known = np.isfinite(y) & np.isfinite(expected) & np.isfinite(spread)
     excess = np.where(known, y - expected, 0.0)
-    variance = np.where(known, spread**2, 0.0)
-    for sign, kind in ((1, "spike"), (-1, "drop")):
-        hot = np.zeros(y.size, dtype=bool)
+    # Hour-level noise adds up independently; the day-level part moves all hours together.
+    own_variance = np.where(known, spread**2 - day_part**2, 0.0)
+    shared = np.where(known, day_part, 0.0)
+    never = np.iinfo(np.int64).max
+    kinds: tuple[tuple[int, AnomalyKind], ...] = ((1, "spike"), (-1, "drop"))
+    for sign, kind in kinds:
+        # For each hour, the first hour at which a window holding it fired.
+        fired_at = np.full(y.size, never, dtype=np.int64)
         for hours in (1, cfg.burst_hours):
             # Window score: summed excess over the window's summed variance.
             complete = _trailing_sum(known.astype(np.float64), hours) == hours
             with np.errstate(invalid="ignore", divide="ignore"):
-                z = sign * _trailing_sum(excess, hours) / np.sqrt(_trailing_sum(variance, hours))
+                variance = _trailing_sum(own_variance, hours) + _trailing_sum(shared, hours) ** 2
+                z = sign * _trailing_sum(excess, hours) / np.sqrt(variance)
             z = np.where(complete, z, np.nan)
-            fired = np.nonzero(z >= _tail_threshold(z, cfg))[0]
-            for t in fired.tolist():
+            for t in np.nonzero(z >= _tail_threshold(z, cfg))[0].tolist():
                 window = np.arange(max(0, t - hours + 1), t + 1)
                 # Only the hours that carry the excess belong to the spike.
-                hot[window[sign * excess[window] > 0]] = True
+                carry = window[sign * excess[window] > 0]
+                fired_at[carry] = np.minimum(fired_at[carry], t)
+        hot = fired_at < never
+        if sign < 0:
+            # On an hour-of-day baseline every weekend looks like a drop: until two weeks
+            # of history show the weekly pattern, only upward spikes are reported.
+            hot[: 2 * _WEEK] = False
         for start, end in _runs(hot):
+            confirmed = int(fired_at[start : end + 1].min())
             # A sharp start of a level shift is the shift, raised as early as the spike.
             owner = next(
                 (e for e in shifts if e.sign == sign and e.start - 1 <= end and start <= e.end + 1),
@@ -432,9 +519,9 @@ def _spikes_and_drops(
             )
             if owner is not None:
                 owner.start = min(owner.start, start)
-                owner.confirmed = min(owner.confirmed, start)
+                owner.confirmed = min(owner.confirmed, confirmed)
                 continue
-            events.append(_Event("spike" if kind == "spike" else "drop", start, end, start, sign))
+            events.append(_Event(kind, start, end, confirmed, sign))
     return events
 
 
@@ -468,19 +555,21 @@ def _creep(
     cfg: AnomalyConfig,
     shifts: list[_Event],
 ) -> list[_Event]:
-    """Slow drift: the last ``creep_window_hours`` run ``creep_relative`` above (or below)
-    expectation, significant against day-to-day noise measured before the window (a
-    t-statistic over the window's days), with no level shift to explain it."""
+    """Slow upward drift: the last ``creep_window_hours`` run ``creep_relative`` above
+    expectation and ``creep_rise`` above where the previous window stood, significant
+    against day-to-day noise measured before the window (a t-statistic over the window's
+    days), with no level shift to explain it. Upward only: a slow decline is good news for
+    a budget, and sharp or lasting falls are still reported as drops and level shifts."""
     n = y.size
     w = cfg.creep_window_hours
     days_in_window = max(1, w // _DAY)
-    day_ratio = _trailing_day_log_ratio(y, expected)  # one value per hour: its last 24 h
+    day_ratio = _window_log_ratio(y, expected, hours=_DAY)  # each hour: its last 24 h
     window_ratio = _window_log_ratio(y, expected, hours=w)
     lookback = cfg.window_history_days * _DAY
     z = np.full(n, np.nan)
     for day_start in range(0, n, _DAY):
         # Day-to-day noise from whole days ending before the window.
-        past = day_ratio[max(0, day_start - w - lookback) : max(0, day_start - w)][:: _DAY]
+        past = day_ratio[max(0, day_start - w - lookback) : max(0, day_start - w)][::_DAY]
         past = past[np.isfinite(past)]
         if past.size < 7:
             continue
@@ -493,21 +582,22 @@ def _creep(
     # Whatever a level shift left in the baseline is not creep.
     for e in shifts:
         quiet[max(0, e.start - 1) : min(n, e.end + cfg.creep_quiet_days * _DAY)] = False
-    events: list[_Event] = []
-    for sign in (1, -1):
-        fire = (
-            quiet
-            & (sign * np.nan_to_num(z, nan=0.0) >= cfg.creep_z)
-            & (sign * np.nan_to_num(window_ratio, nan=0.0) >= math.log1p(cfg.creep_relative))
-        )
-        for start, end in _runs(fire, gap=cfg.merge_gap_hours):
-            onset = max(0, start - w + 1)
-            events.append(_Event("creep", onset, end, start, sign))
-    return events
-
-
-def _trailing_day_log_ratio(y: FloatArray, expected: FloatArray) -> FloatArray:
-    return _window_log_ratio(y, expected, hours=_DAY)
+    # Still rising: steady organic growth sits at a constant distance above a lagging
+    # baseline, creep keeps pulling away from it.
+    previous = (
+        np.concatenate([np.full(w, np.nan), window_ratio[:-w]]) if n > w else np.full(n, np.nan)
+    )
+    rise = window_ratio - np.nan_to_num(previous, nan=0.0)
+    fire = (
+        quiet
+        & (np.nan_to_num(z, nan=0.0) >= cfg.creep_z)
+        & (np.nan_to_num(window_ratio, nan=0.0) >= math.log1p(cfg.creep_relative))
+        & (np.nan_to_num(rise, nan=0.0) >= math.log1p(cfg.creep_rise))
+    )
+    # One creep is one episode even if it pauses for less than a window.
+    return [
+        _Event("creep", max(0, start - w + 1), end, start, 1) for start, end in _runs(fire, gap=w)
+    ]
 
 
 def _finish(
@@ -597,28 +687,20 @@ def _rolling_typical(y: FloatArray) -> FloatArray:
     n = y.size
     padded = np.concatenate([np.full(_WEEK, np.nan), y])
     windows = sliding_window_view(padded, _WEEK)[:n]
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the first hour has no past week
         typical = np.nanmedian(np.abs(windows), axis=1) if n else np.zeros(0)
     return np.nan_to_num(typical, nan=0.0)
 
 
 def _trailing_count(flags: BoolArray, m: int) -> npt.NDArray[np.int64]:
     counts = np.cumsum(flags.astype(np.int64))
-    shifted = np.concatenate([np.zeros(m, dtype=np.int64), counts[:-m]]) if m < counts.size \
+    shifted = (
+        np.concatenate([np.zeros(m, dtype=np.int64), counts[:-m]])
+        if m < counts.size
         else np.zeros(counts.size, dtype=np.int64)
+    )
     return counts - shifted[: counts.size]
-
-
-def _trailing_median(x: FloatArray, m: int) -> FloatArray:
-    padded = np.concatenate([np.full(m - 1, np.nan), x])
-    windows = sliding_window_view(padded, m)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows give NaN
-            med: FloatArray = np.nanmedian(windows, axis=1)
-    return med
 
 
 def _runs(flags: BoolArray, *, gap: int = 0) -> list[tuple[int, int]]:
@@ -634,6 +716,7 @@ def _runs(flags: BoolArray, *, gap: int = 0) -> list[tuple[int, int]]:
 
 # -- explaining a change -----------------------------------------------------------------------
 
+_TIMES = "\u00d7"  # the multiplication sign, as in "reasoning tokens x4" but typeset
 TOKEN_TYPES = ("input_uncached", "cache_read", "cache_write", "output", "reasoning")
 _TOKEN_NAMES = {
     "input_uncached": "uncached input tokens",
@@ -684,61 +767,53 @@ def explain_change(
 
     ``before``/``after`` map a dimension (``model``, ``feature``, ``customer``...) to the
     cost (or any additive measure) per value over each window; the windows may differ in
-    length (``before_hours``/``after_hours``), so everything is compared per hour. The
-    dimension explained by the fewest values reaching ``coverage`` of the change leads.
+    length (``before_hours``/``after_hours``), so everything is compared per hour. A
+    dimension explains the change well when few of its values cover ``coverage`` of it;
+    dimensions are ranked that way and the contributors come from the best three.
     ``tokens_before``/``tokens_after`` hold token totals by type (``input_uncached``,
     ``cache_read``, ``cache_write``, ``output``, ``reasoning``) and add phrases about cache
     use and token mix. Pure: no I/O.
     """
     if before_hours <= 0 or after_hours <= 0:
         raise ValueError("window lengths must be positive")
-    dimensions = [d for d in dict.fromkeys([*before, *after])]
-    totals_b = {d: sum(before.get(d, {}).values()) / before_hours for d in dimensions}
-    totals_a = {d: sum(after.get(d, {}).values()) / after_hours for d in dimensions}
+    dimensions = list(dict.fromkeys([*before, *after]))
     # Breakdowns of the same windows should agree on the total; take the most complete.
-    total_b = max(totals_b.values(), default=0.0)
-    total_a = max(totals_a.values(), default=0.0)
+    total_b = max((sum(before.get(d, {}).values()) for d in dimensions), default=0.0)
+    total_a = max((sum(after.get(d, {}).values()) for d in dimensions), default=0.0)
+    total_b /= before_hours
+    total_a /= after_hours
     delta = total_a - total_b
 
-    ranked: list[tuple[int, float, str, list[Contributor]]] = []
+    ranked: list[tuple[float, float, str, list[Contributor]]] = []
     for dim in dimensions:
-        b = before.get(dim, {})
-        a = after.get(dim, {})
-        rows = []
-        for value in dict.fromkeys([*b, *a]):
-            rb = b.get(value, 0.0) / before_hours
-            ra = a.get(value, 0.0) / after_hours
-            d = ra - rb
-            share = d / delta if delta else 0.0
-            rows.append(Contributor(dim, value, rb, ra, d, share))
-        # Values moving with the change, biggest first.
-        sign = 1.0 if delta >= 0 else -1.0
-        rows.sort(key=lambda c: -sign * c.delta_per_hour)
+        rows = _contributors(
+            dim,
+            before.get(dim, {}),
+            after.get(dim, {}),
+            before_hours=before_hours,
+            after_hours=after_hours,
+            delta=delta,
+        )
         needed, reached = 0, 0.0
         for c in rows:
-            if reached >= coverage or sign * c.delta_per_hour <= 0:
+            if reached >= coverage or c.share_of_change <= 0:
                 break
             needed += 1
             reached += c.share_of_change
         top_share = rows[0].share_of_change if rows else 0.0
-        ranked.append((needed if reached >= coverage else len(rows) + 1, -top_share, dim,
-                       rows[: max(needed, 1)]))
+        ranked.append((needed if reached >= coverage else math.inf, -top_share, dim, rows[:needed]))
     ranked.sort(key=lambda r: (r[0], r[1]))
 
+    phrases = [
+        p for d in dimensions if (p := _switch_phrase(d, before.get(d, {}), after.get(d, {})))
+    ]
     contributors: list[Contributor] = []
-    phrases: list[str] = []
-    for _, _, dim, rows in ranked:
-        switch = _switch_phrase(dim, before.get(dim, {}), after.get(dim, {}))
-        if switch:
-            phrases.append(switch)
-    for _, _, _dim, rows in ranked[:2]:
+    for _, _, _, rows in ranked[:3]:
         for c in rows:
-            if len(contributors) >= max_contributors:
-                break
-            if abs(c.delta_per_hour) <= 0.05 * abs(delta) or c in contributors:
-                continue
-            contributors.append(c)
-            phrases.append(_contributor_phrase(c, unit))
+            # Small movers are noise next to the change being explained.
+            if len(contributors) < max_contributors and c.share_of_change >= 0.1:
+                contributors.append(c)
+                phrases.append(_contributor_phrase(c, unit))
     phrases.extend(_token_phrases(tokens_before, tokens_after, before_hours, after_hours))
     return ChangeExplanation(
         total_before_per_hour=total_b,
@@ -748,6 +823,26 @@ def explain_change(
         phrases=tuple(dict.fromkeys(phrases)),
         dimension_ranking=tuple(r[2] for r in ranked),
     )
+
+
+def _contributors(
+    dim: str,
+    before: Mapping[str, float],
+    after: Mapping[str, float],
+    *,
+    before_hours: float,
+    after_hours: float,
+    delta: float,
+) -> list[Contributor]:
+    """Every value of one dimension, those moving with the change first, biggest first."""
+    rows = []
+    for value in dict.fromkeys([*before, *after]):
+        rate_b = before.get(value, 0.0) / before_hours
+        rate_a = after.get(value, 0.0) / after_hours
+        moved = rate_a - rate_b
+        rows.append(Contributor(dim, value, rate_b, rate_a, moved, moved / delta if delta else 0))
+    rows.sort(key=lambda c: -c.share_of_change)
+    return rows
 
 
 def _switch_phrase(dim: str, before: Mapping[str, float], after: Mapping[str, float]) -> str:
@@ -760,9 +855,13 @@ def _switch_phrase(dim: str, before: Mapping[str, float], after: Mapping[str, fl
     if lead_a == lead_b:
         return ""
     # A real switch: the new leader was minor before and the old one is minor now.
-    if before.get(lead_a, 0.0) / tb < 0.2 and after.get(lead_b, 0.0) / ta < 0.2:
-        if after[lead_a] / ta >= 0.5 and before[lead_b] / tb >= 0.5:
-            return f"{dim} switched from {lead_b} to {lead_a}"
+    if (
+        before.get(lead_a, 0.0) / tb < 0.2
+        and after.get(lead_b, 0.0) / ta < 0.2
+        and after[lead_a] / ta >= 0.5
+        and before[lead_b] / tb >= 0.5
+    ):
+        return f"{dim} switched from {lead_b} to {lead_a}"
     return ""
 
 
@@ -812,7 +911,7 @@ def _token_phrases(
         elif rb > 0 and ra <= 0:
             phrases.append(f"{name} stopped (were {_count(rb)}/h)")
         elif rb > 0 and (ra / rb >= 2 or ra / rb <= 0.5):
-            phrases.append(f"{name} ×{_ratio(ra / rb)}")
+            phrases.append(f"{name} {_TIMES}{_ratio(ra / rb)}")
     return phrases
 
 
