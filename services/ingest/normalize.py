@@ -93,6 +93,9 @@ class NormalizedCall:
     environment: str | None = None
 
 
+DUPLICATE_MARK = "costline.duplicate_of"
+
+
 def normalize_span(
     attributes: Mapping[str, AttrValue], resource: Mapping[str, AttrValue]
 ) -> NormalizedCall | None:
@@ -102,8 +105,14 @@ def normalize_span(
     attribute in any convention, or an agent/workflow/tool span whose usage repeats
     its children's. Span attributes win over resource attributes.
 
+    Also None for a span the costline SDK marked `costline.duplicate_of` (another
+    instrumentation's span of a call costline already recorded): counting it would bill the
+    call twice.
+
     Raises `InvalidSpan` when a token count is negative, absurd (> 100M) or not a number.
     """
+    if DUPLICATE_MARK in attributes:
+        return None
     values: list[object] = [None] * conv.FIELD_COUNT
     ranks = [_UNSET] * conv.FIELD_COUNT
     span_tags: dict[str, object] = {}

@@ -1227,3 +1227,13 @@ def test_any_attribute_values_give_a_call_none_or_an_invalid_span(
     ]
     assert all(text is None or len(text) <= MAX_STRING_CHARS for text in texts)
     assert call.client_cost_usd is None or call.client_cost_usd >= 0
+
+
+def test_span_the_sdk_marked_as_a_duplicate_is_not_a_call() -> None:
+    attributes = {
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": "claude-sonnet-4-20250514",
+        "gen_ai.usage.output_tokens": 10,
+        "costline.duplicate_of": "00f067aa0ba902b7",
+    }
+    assert normalize_span(attributes, {}) is None
