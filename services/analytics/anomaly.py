@@ -17,13 +17,20 @@ Rules, from sharp to slow:
   ``tail_quantile`` of the last ``tail_days`` days' scores). Drops need two weeks of
   history: before that a weekend is indistinguishable from an outage;
 * level_shift: persistence, either ``shift_k`` of the last ``shift_m`` hours beyond
-  ``shift_score``, or the total of the last 24 h / 72 h against its expectation beyond
-  ``day_z`` / ``three_day_z`` (z of that log ratio against its own recent history). One
+  ``shift_score`` with their summed excess beyond ``shift_window_z`` (hours of one day
+  share its ups and downs, so a bad day alone does not pass), or the total of the last
+  24 h / 72 h against its expectation beyond ``day_z`` / ``three_day_z`` (z of that log
+  ratio against its own recent history). One
   shift is one event: it lasts while a window z stays beyond ``keep_z`` and re-firings
   within ``merge_gap_hours`` extend it. Needs two weeks of history (hour-of-week);
 * creep: the last week ``creep_relative`` above expectation, still rising
   (``creep_rise`` above the previous week's excess) and significant against day-to-day
   noise (``creep_z``), with no recent level shift to explain it. Upward only.
+
+Given hourly call ``counts`` (spend, tokens: amounts that are calls x amount per call), the
+rules read the count-explained amount, calls x the cost per call of the previous week: a
+few calls of uneven cost are noise, more calls (or a cost per call that stays higher, as the
+weekly per-call cost catches up) are not. Impacts are still measured on the amounts.
 
 An event is reported only once its cumulative ``|observed - expected|`` reaches
 ``min_impact`` (in the series' unit, e.g. dollars); ``detected_at`` is the hour at which
@@ -72,18 +79,21 @@ class AnomalyConfig:
     trim: float = 0.2  # share cut from each end for the trimmed-mean expectation
     relative_floor: float = 0.05  # spread is at least this share of the expected value
     spike_score: float = 6.0
-    tail_quantile: float = 0.999
-    tail_factor: float = 1.5
+    # A quantile that one earlier incident cannot move: at 0.999 of four weeks of hours a
+    # single past spike set the bar, and a later doubling of spend went unreported.
+    tail_quantile: float = 0.99
+    tail_factor: float = 2.5
     tail_days: int = 28
     burst_hours: int = 3
     shift_score: float = 3.0  # short scale: shift_k of the last shift_m hours beyond it
     shift_k: int = 5
     shift_m: int = 6
+    shift_window_z: float = 6.0  # and their summed excess beyond this (day noise shared)
     # Longer scales compare a window's total with its expectation, scored against how much
     # that same statistic varied over the previous weeks (so a series' own day-to-day
     # noise sets the bar): z of the 24 h and 72 h windows.
     day_z: float = 6.5
-    three_day_z: float = 6.0
+    three_day_z: float = 7.5
     keep_z: float = 2.0  # a shift lasts while a window z stays beyond this
     transient_hours: int = 12  # a shift that is over within this was a spike or drop
     window_history_days: int = 21
@@ -123,6 +133,7 @@ def detect_anomalies(
     *,
     timestamps: Sequence[datetime] | npt.NDArray[np.datetime64],
     values: npt.ArrayLike,
+    counts: npt.ArrayLike | None = None,
     min_impact: float = 0.0,
     missing_as_zero: bool = True,
     config: AnomalyConfig | None = None,
@@ -132,8 +143,10 @@ def detect_anomalies(
     ``timestamps`` are hour bucket starts (any order; duplicates are summed). Hours missing
     between the first and last one count as 0 when ``missing_as_zero`` (spend, calls) and
     as unknown otherwise (percentiles). ``min_impact`` is the smallest
-    ``|sum(observed - expected)|`` worth reporting, in the series' unit. Returns anomalies
-    ordered by start.
+    ``|sum(observed - expected)|`` worth reporting, in the series' unit. ``counts`` are the
+    hourly call counts on the same ``timestamps`` (additive series only, not percentiles):
+    with them one expensive call among a handful is not read as a runaway spike. Returns
+    anomalies ordered by start.
     """
     cfg = config or AnomalyConfig()
     if min_impact < 0:
@@ -141,17 +154,22 @@ def detect_anomalies(
     origin, y = _hourly_grid(timestamps, values, missing_as_zero=missing_as_zero)
     if y.size == 0:
         return ()
-    expected, spread, day_part = _baseline(y, cfg)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        score = (y - expected) / spread
-    score = np.where(np.isfinite(score), score, np.nan)
+    signal = y
+    if counts is not None:
+        _, calls = _hourly_grid(timestamps, counts, missing_as_zero=missing_as_zero)
+        if calls.size != y.size:
+            raise ValueError("counts must cover the same hours as values")
+        signal = _count_explained(y, calls)
+    expected, spread, day_part = _baseline(signal, cfg)
+    score = _robust_score(signal, expected, spread)
 
-    capped = np.clip(y, expected - 3 * spread, expected + 3 * spread)
+    capped = np.clip(signal, expected - 3 * spread, expected + 3 * spread)
     window_z = {w: _window_z(capped, expected, hours=w, cfg=cfg) for w in (_DAY, 3 * _DAY)}
     events: list[_Event] = []
-    shifts = _level_shifts(score, window_z, cfg)
+    short_z = _window_excess_z(signal, expected, spread, day_part, hours=cfg.shift_m)
+    shifts = _level_shifts(score, short_z, window_z, cfg)
     events.extend(shifts)
-    events.extend(_spikes_and_drops(y, expected, spread, day_part, cfg, shifts))
+    events.extend(_spikes_and_drops(signal, expected, spread, day_part, cfg, shifts))
     events.extend(_creep(capped, expected, cfg, shifts))
     for event in shifts:
         _reshape(event, capped=capped, expected=expected, cfg=cfg)
@@ -172,6 +190,40 @@ def detect_anomalies(
         if anomaly is not None:
             out.append(anomaly)
     return tuple(out)
+
+
+def _robust_score(y: FloatArray, expected: FloatArray, spread: FloatArray) -> FloatArray:
+    """``(y - expected) / spread``, NaN wherever any of them is unknown."""
+    known = np.isfinite(y) & np.isfinite(expected) & np.isfinite(spread) & (spread > 0)
+    score: FloatArray = np.full(y.size, np.nan)
+    score[known] = (y[known] - expected[known]) / spread[known]
+    return score
+
+
+def _count_explained(y: FloatArray, calls: FloatArray) -> FloatArray:
+    """The part of an hour's amount that its call count explains: calls x the cost per call
+    of the previous week (causal). What a few calls of uneven cost add on top is noise to
+    the rules; more calls, or a cost per call that stays higher, is not. Hours whose last
+    week had no calls keep their own amount."""
+    known = np.isfinite(y) & np.isfinite(calls)
+    spent = _trailing_sum(np.where(known, y, 0.0), _DAY)
+    made = _trailing_sum(np.where(known, calls, 0.0), _DAY)
+    daily = np.full(y.size, np.nan)
+    np.divide(spent, made, out=daily, where=made > 0)
+    # The median of the seven 24 h costs per call ending 1, 25, ... 145 hours ago: causal,
+    # and one very expensive call moves one of them, not the week's cost per call.
+    n = y.size
+    lagged = np.full((7, n), np.nan)
+    for k in range(7):
+        lag = 1 + k * _DAY
+        lagged[k, lag:] = daily[: max(0, n - lag)]
+    seen = np.isfinite(lagged)
+    per_call = np.full(n, np.nan)
+    some = seen.any(axis=0)
+    if some.any():
+        per_call[some] = np.nanmedian(lagged[:, some], axis=0)
+    explained: FloatArray = np.where(np.isfinite(per_call), calls * per_call, y)
+    return np.where(known, explained, np.nan)
 
 
 def seasonal_baseline(
@@ -374,41 +426,49 @@ def _window_log_ratio(
 
 
 def _level_shifts(
-    score: FloatArray, window_z: Mapping[int, FloatArray], cfg: AnomalyConfig
+    score: FloatArray,
+    short_z: FloatArray,
+    window_z: Mapping[int, FloatArray],
+    cfg: AnomalyConfig,
 ) -> list[_Event]:
     n = score.size
     events: list[_Event] = []
     day = np.nan_to_num(window_z[_DAY], nan=0.0)
     three_days = np.nan_to_num(window_z[3 * _DAY], nan=0.0)
-    weekly_baseline = np.arange(n) >= 2 * _WEEK
+    # Persistence needs hour-of-week baselines for the whole window: before two weeks, a
+    # weekend already looks like a drop on an hour-of-day baseline.
+    t = np.arange(n)
+    weekly = {h: t >= 2 * _WEEK + h - 1 for h in (cfg.shift_m, _DAY, 3 * _DAY)}
     for sign in (1, -1):
         s = sign * np.nan_to_num(score, nan=0.0)
+        # Most of the last hours high, and their total beyond what a bad day explains
+        # (hours of one day share its ups and downs).
         short = _trailing_count(s >= cfg.shift_score, cfg.shift_m) >= cfg.shift_k
-        by_day = sign * day >= cfg.day_z
-        by_days = sign * three_days >= cfg.three_day_z
-        # Persistence needs hour-of-week baselines: before two weeks, a weekend already
-        # looks like a drop on an hour-of-day baseline.
-        fire = (short | by_day | by_days) & weekly_baseline
+        short &= sign * np.nan_to_num(short_z, nan=0.0) >= cfg.shift_window_z
+        short &= weekly[cfg.shift_m]
+        by_day = (sign * day >= cfg.day_z) & weekly[_DAY]
+        by_days = (sign * three_days >= cfg.three_day_z) & weekly[3 * _DAY]
+        fire = short | by_day | by_days
         keep = fire | (sign * day >= cfg.keep_z) | (sign * three_days >= cfg.keep_z)
-        t = 0
-        while t < n:
-            if not fire[t]:
-                t += 1
+        hour = 0
+        while hour < n:
+            if not fire[hour]:
+                hour += 1
                 continue
-            span = cfg.shift_m if short[t] else (_DAY if by_day[t] else 3 * _DAY)
-            start = _onset(s, end=t, span=span + _DAY)
-            end = t
+            span = cfg.shift_m if short[hour] else (_DAY if by_day[hour] else 3 * _DAY)
+            start = _onset(s, end=hour, span=span + _DAY)
+            end = hour
             while end + 1 < n and keep[end + 1]:
                 end += 1
             # Window statistics lag; trim the tail back to the last hour that was high.
-            while end > t and s[end] < 1.0:
+            while end > hour and s[end] < 1.0:
                 end -= 1
             previous = events[-1] if events and events[-1].sign == sign else None
             if previous is not None and start - previous.end <= cfg.merge_gap_hours:
                 previous.end = max(previous.end, end)
             else:
-                events.append(_Event("level_shift", start, end, t, sign))
-            t = end + 1
+                events.append(_Event("level_shift", start, end, hour, sign))
+            hour = end + 1
     return events
 
 
@@ -485,21 +545,16 @@ def _spikes_and_drops(
     events: list[_Event] = []
     known = np.isfinite(y) & np.isfinite(expected) & np.isfinite(spread)
     excess = np.where(known, y - expected, 0.0)
-    # Hour-level noise adds up independently; the day-level part moves all hours together.
-    own_variance = np.where(known, spread**2 - day_part**2, 0.0)
-    shared = np.where(known, day_part, 0.0)
+    window_z = {
+        h: _window_excess_z(y, expected, spread, day_part, hours=h) for h in (1, cfg.burst_hours)
+    }
     never = np.iinfo(np.int64).max
     kinds: tuple[tuple[int, AnomalyKind], ...] = ((1, "spike"), (-1, "drop"))
     for sign, kind in kinds:
         # For each hour, the first hour at which a window holding it fired.
         fired_at = np.full(y.size, never, dtype=np.int64)
         for hours in (1, cfg.burst_hours):
-            # Window score: summed excess over the window's summed variance.
-            complete = _trailing_sum(known.astype(np.float64), hours) == hours
-            with np.errstate(invalid="ignore", divide="ignore"):
-                variance = _trailing_sum(own_variance, hours) + _trailing_sum(shared, hours) ** 2
-                z = sign * _trailing_sum(excess, hours) / np.sqrt(variance)
-            z = np.where(complete, z, np.nan)
+            z = sign * window_z[hours]
             for t in np.nonzero(z >= _tail_threshold(z, cfg))[0].tolist():
                 window = np.arange(max(0, t - hours + 1), t + 1)
                 # Only the hours that carry the excess belong to the spike.
@@ -523,6 +578,28 @@ def _spikes_and_drops(
                 continue
             events.append(_Event(kind, start, end, confirmed, sign))
     return events
+
+
+def _window_excess_z(
+    y: FloatArray,
+    expected: FloatArray,
+    spread: FloatArray,
+    day_part: FloatArray,
+    *,
+    hours: int,
+) -> FloatArray:
+    """Summed excess over the trailing ``hours`` against its own noise: hour-level noise
+    adds up independently, the day-level part moves all hours together. NaN unless every
+    hour of the window is known."""
+    known = np.isfinite(y) & np.isfinite(expected) & np.isfinite(spread)
+    excess = _trailing_sum(np.where(known, y - expected, 0.0), hours)
+    own = _trailing_sum(np.where(known, np.maximum(spread**2 - day_part**2, 0.0), 0.0), hours)
+    shared = _trailing_sum(np.where(known, day_part, 0.0), hours)
+    variance = own + shared**2
+    complete = (_trailing_sum(known.astype(np.float64), hours) == hours) & (variance > 0)
+    z: FloatArray = np.full(y.size, np.nan)
+    z[complete] = excess[complete] / np.sqrt(variance[complete])
+    return z
 
 
 def _trailing_sum(x: FloatArray, hours: int) -> FloatArray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -244,3 +245,53 @@ def test_explain_no_change_says_nothing() -> None:
     same = {"model": {"gpt-4o": 3.0}}
     why = explain_change(before=same, after=same)
     assert why.delta_per_hour == 0 and why.contributors == () and why.phrases == ()
+
+
+def test_doubling_for_three_hours_is_a_spike_after_an_earlier_incident() -> None:
+    spend = seasonal_spend(6)
+    spend[3 * 168 + 50] += 150.0  # an incident two weeks earlier must not raise the bar
+    at = 5 * 168 + 24 * 2 + 12  # Wednesday noon
+    spend[at : at + 3] *= 2.0
+    found = detect(spend, min_impact=10.0)
+    later = [a for a in found if hour_of(a.end) >= at]
+    assert [a.kind for a in later] == ["spike"]
+    assert hour_of(later[0].start) <= at + 2 and hour_of(later[0].detected_at) <= at + 2
+
+
+def low_volume_series(weeks: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A few calls an hour, each of a very uneven (log-normal) cost."""
+    rng = np.random.default_rng(seed)
+    calls = rng.poisson(4.0, weeks * 168).astype(np.float64)
+    spend = np.array([rng.lognormal(-4.0, 1.2, int(c)).sum() for c in calls])
+    return spend, calls
+
+
+def test_one_expensive_call_among_few_is_not_a_spike_given_counts() -> None:
+    spend, calls = low_volume_series(6, seed=1)
+    at = 5 * 168 + 30
+    spend[at] += 40 * float(np.mean(spend))  # one very long prompt, call count unchanged
+    stamps = [START + i * HOUR for i in range(spend.size)]
+    min_impact = float(np.mean(spend))
+    assert (
+        detect_anomalies(timestamps=stamps, values=spend, counts=calls, min_impact=min_impact) == ()
+    )
+    calls[at : at + 3] += 40  # a runaway loop: many more calls
+    spend[at : at + 3] += 40 * float(np.mean(spend / np.maximum(calls, 1)))
+    found = detect_anomalies(timestamps=stamps, values=spend, counts=calls, min_impact=min_impact)
+    assert [a.kind for a in found] == ["spike"] and hour_of(found[0].start) <= at + 2
+
+
+def test_gappy_series_raise_no_numpy_warnings() -> None:
+    spend = seasonal_spend(4)
+    spend[200:500] = np.nan
+    stamps = [START + i * HOUR for i in range(spend.size)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for missing_as_zero in (True, False):
+            detect_anomalies(timestamps=stamps, values=spend, missing_as_zero=missing_as_zero)
+            detect_anomalies(
+                timestamps=stamps,
+                values=spend,
+                counts=np.where(np.isfinite(spend), 10.0, np.nan),
+                missing_as_zero=missing_as_zero,
+            )
