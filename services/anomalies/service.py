@@ -57,7 +57,8 @@ def detect_project(
         for metric in ("spend", "calls"):
             found = detect_anomalies(
                 timestamps=[p[0] for p in points] + [end - _HOUR],
-                values=[p[1] if metric == "spend" else p[2] for p in points] + [0.0],  # pins the grid to the last hour
+                # the trailing 0 pins the grid to the last hour
+                values=[p[1] if metric == "spend" else p[2] for p in points] + [0.0],
                 min_impact=thresholds[metric],
             )
             for anomaly in found:

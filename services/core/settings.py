@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     )
     collector_host: str = "127.0.0.1"
     collector_port: int = Field(default=4318, ge=1, le=65535)
+    collector_workers: int | None = Field(
+        default=None, ge=1, le=64,
+        description="Collector processes; unset = one per usable core, at most four.",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     log_level: LogLevel = "INFO"

@@ -150,7 +150,7 @@ def build_rows(
                 call.tags,
                 span.status_code,
                 call.error_type,
-                list(call.finish_reasons) or None,
+                call.finish_reasons or None,
             )
         )
     return batch
@@ -167,10 +167,10 @@ def _time_problem(started_at: datetime, ended_at: datetime, latest_start: dateti
 
 
 def summarize_rejections(rejected: Sequence[tuple[str, str]], *, limit: int = 5) -> str:
-    """One message naming the reasons, e.g. ``2 spans rejected: negative_tokens ×2 (span …)``."""
+    """One message naming the reasons, e.g. ``2 spans rejected: negative_tokens x2 (span …)``."""
     if not rejected:
         return ""
     counts = Counter(reason for reason, _ in rejected)
-    reasons = ", ".join(f"{reason} ×{n}" for reason, n in counts.most_common())
+    reasons = ", ".join(f"{reason} x{n}" for reason, n in counts.most_common())
     examples = "; ".join(message for _, message in rejected[:limit])
     return f"{len(rejected)} spans rejected: {reasons}. e.g. {examples}"

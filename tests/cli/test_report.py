@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -13,6 +14,7 @@ from services.cli.report import build_report, parse_last, render
 from services.core.errors import BadRequest
 from services.partitions.service import maintain_partitions
 from services.rollups.service import advance_calls, settle_requests
+from tests.cli.helpers import cli_env, costline
 from tests.factories import make_call, make_project
 
 
@@ -73,3 +75,16 @@ def test_report_shows_spend_percentiles_trend_and_top_requests(
 def test_bad_window_is_a_clear_error(value: str) -> None:
     with pytest.raises(BadRequest, match="--last"):
         parse_last(value)
+
+
+def test_report_command_runs_and_refuses_a_bad_window(
+    tmp_path: Path, database_url: str, session_factory: sessionmaker[Session]
+) -> None:
+    with session_factory.begin() as session:
+        make_project(session, name="quiet")
+    env = cli_env(tmp_path, COSTLINE_DATABASE_URL=database_url)
+    result = costline("report", "--last", "24h", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "costline · quiet" in result.stdout and "No calls in this window yet." in result.stdout
+    bad = costline("report", "--last", "soon", env=env)
+    assert bad.returncode == 2 and "--last" in bad.stderr and "Traceback" not in bad.stderr

@@ -403,3 +403,15 @@ def test_nul_characters_are_replaced_not_a_server_error(
     assert response.status_code == 200
     row = _rows(session_factory)[0]
     assert row["feature"] == "se\ufffdarch" and row["span_name"] == "chat\ufffd"
+
+
+def test_batch_mixing_new_and_resent_spans_stores_only_the_new_ones(
+    collector: RunningCollector, keys: Keys, session_factory: sessionmaker[Session]
+) -> None:
+    old = [_span(GPT4O) for _ in range(3)]
+    assert collector.post(_request(*old).SerializeToString(), key=keys.ingest).status_code == 200
+    new = [_span(GPT4O) for _ in range(2)]
+    mixed = _request(*old[:2], *new, new[0]).SerializeToString()  # a duplicate inside too
+    assert collector.post(mixed, key=keys.ingest).status_code == 200
+    stored = [row["span_id"] for row in _rows(session_factory)]
+    assert sorted(stored) == sorted(span.span_id for span in old + new)
