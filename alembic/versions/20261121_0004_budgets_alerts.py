@@ -18,13 +18,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def _created_at() -> sa.Column:  # type: ignore[type-arg]
-    return sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                     nullable=False)
+    return sa.Column(
+        "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+    )
 
 
 def _project_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(["project_id"], ["projects.id"],
-                                   name=f"fk_{table}_project_id_projects", ondelete="CASCADE")
+    return sa.ForeignKeyConstraint(
+        ["project_id"], ["projects.id"], name=f"fk_{table}_project_id_projects", ondelete="CASCADE"
+    )
 
 
 def upgrade() -> None:
@@ -35,8 +37,9 @@ def upgrade() -> None:
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("kind", sa.Text(), nullable=False),
         sa.Column("url", sa.Text(), nullable=False),
-        sa.Column("receives_anomalies", sa.Boolean(), server_default=sa.text("true"),
-                  nullable=False),
+        sa.Column(
+            "receives_anomalies", sa.Boolean(), server_default=sa.text("true"), nullable=False
+        ),
         sa.Column("broken_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("broken_reason", sa.Text(), nullable=True),
         _created_at(),
@@ -52,18 +55,24 @@ def upgrade() -> None:
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("amount_usd", sa.Numeric(20, 6), nullable=False),
         sa.Column("period", sa.Text(), nullable=False),
-        sa.Column("scope", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"),
-                  nullable=False),
-        sa.Column("thresholds_pct", postgresql.ARRAY(sa.Integer()), server_default="{50,80,100}",
-                  nullable=False),
-        sa.Column("channel_ids", postgresql.ARRAY(sa.Integer()), server_default="{}",
-                  nullable=False),
-        sa.Column("forecast_alerts", sa.Boolean(), server_default=sa.text("true"),
-                  nullable=False),
+        sa.Column(
+            "scope", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False
+        ),
+        sa.Column(
+            "thresholds_pct",
+            postgresql.ARRAY(sa.Integer()),
+            server_default="{50,80,100}",
+            nullable=False,
+        ),
+        sa.Column(
+            "channel_ids", postgresql.ARRAY(sa.Integer()), server_default="{}", nullable=False
+        ),
+        sa.Column("forecast_alerts", sa.Boolean(), server_default=sa.text("true"), nullable=False),
         sa.Column("renotify_hours", sa.Integer(), nullable=True),
         _created_at(),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.CheckConstraint("period in ('day', 'week', 'month')", name="period"),
         sa.CheckConstraint("amount_usd > 0", name="amount_positive"),
         _project_fk("budgets"),
@@ -81,15 +90,23 @@ def upgrade() -> None:
         sa.Column("start_hour", sa.DateTime(timezone=True), nullable=False),
         sa.Column("end_hour", sa.DateTime(timezone=True), nullable=False),
         sa.Column("detected_at", sa.DateTime(timezone=True), nullable=False),
-        *[sa.Column(name, sa.Double(), nullable=False)
-          for name in ("observed", "expected", "lower", "upper", "score", "impact")],
+        *[
+            sa.Column(name, sa.Double(), nullable=False)
+            for name in ("observed", "expected", "lower", "upper", "score", "impact")
+        ],
         sa.Column("explanation", postgresql.JSONB(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("metric in ('spend', 'calls')", name="metric"),
         _project_fk("anomalies"),
         sa.PrimaryKeyConstraint("id", name="pk_anomalies"),
-        sa.UniqueConstraint("project_id", "metric", "dimension", "value", "start_hour",
-                            name="uq_anomalies_project_id"),
+        sa.UniqueConstraint(
+            "project_id",
+            "metric",
+            "dimension",
+            "value",
+            "start_hour",
+            name="uq_anomalies_project_id",
+        ),
     )
     op.create_index("ix_anomalies_project_detected", "anomalies", ["project_id", "detected_at"])
     op.create_table(
@@ -111,14 +128,22 @@ def upgrade() -> None:
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_notified_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("notifications", sa.Integer(), server_default="0", nullable=False),
-        sa.CheckConstraint("rule in ('budget_threshold', 'budget_forecast', 'anomaly')",
-                           name="rule"),
+        sa.CheckConstraint(
+            "rule in ('budget_threshold', 'budget_forecast', 'anomaly', "
+            "'p99_request_cost_regression')",
+            name="rule",
+        ),
         sa.CheckConstraint("status in ('firing', 'resolved')", name="status"),
         _project_fk("alerts"),
-        sa.ForeignKeyConstraint(["budget_id"], ["budgets.id"], name="fk_alerts_budget_id_budgets",
-                                ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["anomaly_id"], ["anomalies.id"],
-                                name="fk_alerts_anomaly_id_anomalies", ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(
+            ["budget_id"], ["budgets.id"], name="fk_alerts_budget_id_budgets", ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["anomaly_id"],
+            ["anomalies.id"],
+            name="fk_alerts_anomaly_id_anomalies",
+            ondelete="SET NULL",
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_alerts"),
         sa.UniqueConstraint("project_id", "dedupe_key", name="uq_alerts_project_id"),
     )
@@ -138,15 +163,24 @@ def upgrade() -> None:
         sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.CheckConstraint("event in ('fire', 'renotify', 'resolve')", name="event"),
-        sa.ForeignKeyConstraint(["alert_id"], ["alerts.id"], name="fk_deliveries_alert_id_alerts",
-                                ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["channel_id"], ["channels.id"],
-                                name="fk_deliveries_channel_id_channels", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["alert_id"], ["alerts.id"], name="fk_deliveries_alert_id_alerts", ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["channel_id"],
+            ["channels.id"],
+            name="fk_deliveries_channel_id_channels",
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_deliveries"),
         sa.UniqueConstraint("alert_id", "channel_id", "seq", name="uq_deliveries_alert_id"),
     )
-    op.create_index("ix_deliveries_pending", "deliveries", ["channel_id", "id"],
-                    postgresql_where=sa.text("delivered_at is null"))
+    op.create_index(
+        "ix_deliveries_pending",
+        "deliveries",
+        ["channel_id", "id"],
+        postgresql_where=sa.text("delivered_at is null"),
+    )
     op.create_table(
         "forecasts",
         sa.Column("id", sa.BigInteger(), sa.Identity(), nullable=False),
@@ -167,8 +201,9 @@ def upgrade() -> None:
         sa.Column("note", sa.Text(), nullable=False),
         sa.Column("history_days", sa.Integer(), nullable=False),
         _project_fk("forecasts"),
-        sa.ForeignKeyConstraint(["budget_id"], ["budgets.id"], name="fk_forecasts_budget_id_budgets",
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["budget_id"], ["budgets.id"], name="fk_forecasts_budget_id_budgets", ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_forecasts"),
         sa.UniqueConstraint("budget_id", "period_start", name="uq_forecasts_budget_id"),
     )

@@ -17,12 +17,14 @@ def list_alerts(
     session: SessionDep,
     auth: ReadKey,
     status: Literal["firing", "resolved"] | None = None,
-    rule: Literal["budget_threshold", "budget_forecast", "anomaly"] | None = None,
+    rule: Literal["budget_threshold", "budget_forecast", "anomaly", "p99_request_cost_regression"]
+    | None = None,
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AlertOut]:
-    return service.list_alerts(session, project_id=auth.project_id, status=status, rule=rule,
-                               since=since, limit=limit)
+    return service.list_alerts(
+        session, project_id=auth.project_id, status=status, rule=rule, since=since, limit=limit
+    )
 
 
 @router.get("/{alert_id}")

@@ -68,8 +68,14 @@ def enqueue(
     alert.notifications += 1
     alert.last_notified_at = now
     rows = [
-        Delivery(alert_id=alert.id, channel_id=cid, seq=alert.notifications, event=event,
-                 created_at=now, next_attempt_at=now)
+        Delivery(
+            alert_id=alert.id,
+            channel_id=cid,
+            seq=alert.notifications,
+            event=event,
+            created_at=now,
+            next_attempt_at=now,
+        )
         for cid in dict.fromkeys(channel_ids)
     ]
     session.add_all(rows)
@@ -94,21 +100,34 @@ def deliver_pending(
     report = DeliveryReport()
     with transaction(factory) as session:
         query = (
-            select(Delivery.channel_id).join(Channel, Channel.id == Delivery.channel_id)
+            select(Delivery.channel_id)
+            .join(Channel, Channel.id == Delivery.channel_id)
             .where(Delivery.delivered_at.is_(None), Channel.broken_at.is_(None))
-            .distinct().order_by(Delivery.channel_id)
+            .distinct()
+            .order_by(Delivery.channel_id)
         )
         if channel_ids is not None:
             query = query.where(Delivery.channel_id.in_(channel_ids))
         due = list(session.scalars(query))
     for channel_id in due:
-        _drain_channel(factory, channel_id=channel_id, clock=clock, send=send,
-                       limit=max_per_channel, report=report)
+        _drain_channel(
+            factory,
+            channel_id=channel_id,
+            clock=clock,
+            send=send,
+            limit=max_per_channel,
+            report=report,
+        )
     return report
 
 
 def _drain_channel(
-    factory: sessionmaker[Session], *, channel_id: int, clock: Clock, send: Sender, limit: int,
+    factory: sessionmaker[Session],
+    *,
+    channel_id: int,
+    clock: Clock,
+    send: Sender,
+    limit: int,
     report: DeliveryReport,
 ) -> None:
     engine = factory.kw["bind"]
@@ -121,8 +140,12 @@ def _drain_channel(
             return
         try:
             for _ in range(limit):
-                if _deliver_head(factory, channel_id=channel_id, clock=clock, send=send,
-                                 report=report) != "sent":
+                if (
+                    _deliver_head(
+                        factory, channel_id=channel_id, clock=clock, send=send, report=report
+                    )
+                    != "sent"
+                ):
                     break
         finally:
             try:
@@ -133,7 +156,11 @@ def _drain_channel(
 
 
 def _deliver_head(
-    factory: sessionmaker[Session], *, channel_id: int, clock: Clock, send: Sender,
+    factory: sessionmaker[Session],
+    *,
+    channel_id: int,
+    clock: Clock,
+    send: Sender,
     report: DeliveryReport,
 ) -> Literal["sent", "empty", "waiting", "blocked", "failed"]:
     now = clock()
@@ -143,7 +170,8 @@ def _deliver_head(
             .join(Channel, Channel.id == Delivery.channel_id)
             .join(Alert, Alert.id == Delivery.alert_id)
             .where(Delivery.channel_id == channel_id, Delivery.delivered_at.is_(None))
-            .order_by(Delivery.id).limit(1)
+            .order_by(Delivery.id)
+            .limit(1)
         ).first()
         if head is None:
             return "empty"
@@ -156,8 +184,11 @@ def _deliver_head(
             # Interrupted between the claim and the outcome: in doubt, so send again.
             delivery.resends += 1
             report.resent_in_doubt += 1
-            logger.warning("delivery %d to channel %d was interrupted mid-post; re-sending",
-                           delivery.id, channel_id)
+            logger.warning(
+                "delivery %d to channel %d was interrupted mid-post; re-sending",
+                delivery.id,
+                channel_id,
+            )
         delivery.attempting_at = now
         delivery.attempts += 1
         message = render(alert, delivery, resent=delivery.resends > 0)
@@ -182,8 +213,11 @@ def _deliver_head(
             return "sent"
         delivery.last_error = result.error
         if result.outcome == "retry":
-            wait = (timedelta(seconds=max(result.retry_after_s, 1.0))
-                    if result.retry_after_s is not None else backoff(delivery.attempts))
+            wait = (
+                timedelta(seconds=max(result.retry_after_s, 1.0))
+                if result.retry_after_s is not None
+                else backoff(delivery.attempts)
+            )
             delivery.next_attempt_at = now + wait
             report.retried += 1
             return "failed"

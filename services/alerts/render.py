@@ -42,39 +42,65 @@ def render(alert: Alert, delivery: Delivery, *, resent: bool) -> OutgoingMessage
     ]
     facts = [(str(k), str(v)) for k, v in summary.get("facts", [])][:_MAX_FIELDS]
     if facts and delivery.event != "resolve":
-        blocks.append({"type": "section", "fields": [
-            {"type": "mrkdwn", "text": f"*{label}*\n{value}"[:2000]} for label, value in facts
-        ]})
+        blocks.append(
+            {
+                "type": "section",
+                "fields": [
+                    {"type": "mrkdwn", "text": f"*{label}*\n{value}"[:2000]}
+                    for label, value in facts
+                ],
+            }
+        )
     contributors = [str(c) for c in summary.get("contributors", [])][:5]
     if contributors and delivery.event != "resolve":
         lines = "\n".join(f"• {c}" for c in contributors)
-        blocks.append({"type": "section",
-                       "text": {"type": "mrkdwn", "text": f"*Top contributors*\n{lines}"[:3000]}})
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"*Top contributors*\n{lines}"[:3000]},
+            }
+        )
     context = []
     if summary.get("window"):
         context.append(f"Window: {summary['window']}")
     if summary.get("query"):
         context.append(f"More: `{summary['query']}`")
     context.append(f"ref {ref}")
-    blocks.append({"type": "context",
-                   "elements": [{"type": "mrkdwn", "text": " · ".join(context)[:3000]}]})
+    blocks.append(
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)[:3000]}]}
+    )
     if resent:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
-            f"Re-sent after an interrupted attempt: if you already saw ref {ref}, "
-            "this is the same alert.")}]})
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": (
+                            f"Re-sent after an interrupted attempt: if you already saw ref {ref}, "
+                            "this is the same alert."
+                        ),
+                    }
+                ],
+            }
+        )
 
     text = f"{title}: {headline}"
     payload = {
         "idempotency_key": ref,
         "event": delivery.event,
         "alert": {
-            "id": alert.id, "rule": alert.rule, "status": alert.status, "title": alert.title,
+            "id": alert.id,
+            "rule": alert.rule,
+            "status": alert.status,
+            "title": alert.title,
             "created_at": alert.created_at.isoformat(),
-            "budget_id": alert.budget_id, "anomaly_id": alert.anomaly_id,
-            "threshold_pct": alert.threshold_pct, "summary": summary,
+            "budget_id": alert.budget_id,
+            "anomaly_id": alert.anomaly_id,
+            "threshold_pct": alert.threshold_pct,
+            "summary": summary,
         },
         "text": text,
         "resent": resent,
     }
-    return OutgoingMessage(text=text[:3000], blocks=blocks, payload=payload,
-                           idempotency_key=ref)
+    return OutgoingMessage(text=text[:3000], blocks=blocks, payload=payload, idempotency_key=ref)

@@ -14,7 +14,8 @@ def insert_alert_once(session: Session, *, values: dict[str, object]) -> int | N
     """Insert an alert unless its dedupe key exists; the new id, or None if it existed.
     Concurrent evaluators wait on the unique key, then see the other's row."""
     stmt = (
-        insert(Alert).values(**values)
+        insert(Alert)
+        .values(**values)
         .on_conflict_do_nothing(index_elements=["project_id", "dedupe_key"])
         .returning(Alert.id)
     )
@@ -22,8 +23,9 @@ def insert_alert_once(session: Session, *, values: dict[str, object]) -> int | N
     return None if new_id is None else int(new_id)
 
 
-def get_by_key(session: Session, *, project_id: int, dedupe_key: str,
-               lock: bool = False) -> Alert | None:
+def get_by_key(
+    session: Session, *, project_id: int, dedupe_key: str, lock: bool = False
+) -> Alert | None:
     query = select(Alert).where(Alert.project_id == project_id, Alert.dedupe_key == dedupe_key)
     if lock:
         query = query.with_for_update()
@@ -31,8 +33,13 @@ def get_by_key(session: Session, *, project_id: int, dedupe_key: str,
 
 
 def list_alerts(
-    session: Session, *, project_id: int, status: str | None, rule: str | None,
-    since: datetime | None, limit: int,
+    session: Session,
+    *,
+    project_id: int,
+    status: str | None,
+    rule: str | None,
+    since: datetime | None,
+    limit: int,
 ) -> Sequence[Alert]:
     query = select(Alert).where(Alert.project_id == project_id)
     if status:
@@ -56,8 +63,12 @@ def overlapping_anomaly_alert(
     session: Session, *, project_id: int, start: datetime, end: datetime
 ) -> Alert | None:
     return session.scalar(
-        select(Alert).where(
-            Alert.project_id == project_id, Alert.rule == "anomaly",
-            Alert.window_start <= end, Alert.window_end >= start,
-        ).limit(1)
+        select(Alert)
+        .where(
+            Alert.project_id == project_id,
+            Alert.rule == "anomaly",
+            Alert.window_start <= end,
+            Alert.window_end >= start,
+        )
+        .limit(1)
     )

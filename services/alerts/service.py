@@ -40,17 +40,33 @@ class AlertSpec:
 
 
 def fire_once(
-    session: Session, *, project_id: int, spec: AlertSpec, channel_ids: Sequence[int],
-    now: datetime, notify: bool = True,
+    session: Session,
+    *,
+    project_id: int,
+    spec: AlertSpec,
+    channel_ids: Sequence[int],
+    now: datetime,
+    notify: bool = True,
 ) -> Alert | None:
     """Create the alert and queue its messages, unless its key fired before: then None."""
-    new_id = repository.insert_alert_once(session, values={
-        "project_id": project_id, "rule": spec.rule, "dedupe_key": spec.dedupe_key,
-        "title": spec.title, "summary": spec.summary, "budget_id": spec.budget_id,
-        "anomaly_id": spec.anomaly_id, "period_start": spec.period_start,
-        "threshold_pct": spec.threshold_pct, "window_start": spec.window_start,
-        "window_end": spec.window_end, "status": "firing", "created_at": now,
-    })
+    new_id = repository.insert_alert_once(
+        session,
+        values={
+            "project_id": project_id,
+            "rule": spec.rule,
+            "dedupe_key": spec.dedupe_key,
+            "title": spec.title,
+            "summary": spec.summary,
+            "budget_id": spec.budget_id,
+            "anomaly_id": spec.anomaly_id,
+            "period_start": spec.period_start,
+            "threshold_pct": spec.threshold_pct,
+            "window_start": spec.window_start,
+            "window_end": spec.window_end,
+            "status": "firing",
+            "created_at": now,
+        },
+    )
     if new_id is None:
         return None
     alert = session.get(Alert, new_id)
@@ -61,7 +77,11 @@ def fire_once(
 
 
 def resolve(
-    session: Session, *, alert: Alert, now: datetime, resolution: str,
+    session: Session,
+    *,
+    alert: Alert,
+    now: datetime,
+    resolution: str,
     channel_ids: Sequence[int],
 ) -> bool:
     """Mark a firing alert resolved and queue the recovery message; False if it was not
@@ -79,7 +99,11 @@ def resolve(
 
 
 def renotify_if_due(
-    session: Session, *, alert: Alert, every: timedelta, now: datetime,
+    session: Session,
+    *,
+    alert: Alert,
+    every: timedelta,
+    now: datetime,
     channel_ids: Sequence[int],
 ) -> bool:
     session.refresh(alert, with_for_update=True)
@@ -92,26 +116,50 @@ def renotify_if_due(
 
 def _out(alert: Alert, deliveries: Sequence[Delivery]) -> AlertOut:
     return AlertOut(
-        id=alert.id, rule=alert.rule, status=alert.status, title=alert.title,
-        summary=alert.summary, budget_id=alert.budget_id, anomaly_id=alert.anomaly_id,
-        threshold_pct=alert.threshold_pct, period_start=alert.period_start,
-        window_start=alert.window_start, window_end=alert.window_end,
-        created_at=alert.created_at, resolved_at=alert.resolved_at,
+        id=alert.id,
+        rule=alert.rule,
+        status=alert.status,
+        title=alert.title,
+        summary=alert.summary,
+        budget_id=alert.budget_id,
+        anomaly_id=alert.anomaly_id,
+        threshold_pct=alert.threshold_pct,
+        period_start=alert.period_start,
+        window_start=alert.window_start,
+        window_end=alert.window_end,
+        created_at=alert.created_at,
+        resolved_at=alert.resolved_at,
         notifications=alert.notifications,
-        deliveries=[DeliveryOut(
-            id=d.id, channel_id=d.channel_id, event=d.event, seq=d.seq, created_at=d.created_at,
-            delivered_at=d.delivered_at, attempts=d.attempts, resends=d.resends,
-            next_attempt_at=d.next_attempt_at, last_error=d.last_error,
-        ) for d in deliveries],
+        deliveries=[
+            DeliveryOut(
+                id=d.id,
+                channel_id=d.channel_id,
+                event=d.event,
+                seq=d.seq,
+                created_at=d.created_at,
+                delivered_at=d.delivered_at,
+                attempts=d.attempts,
+                resends=d.resends,
+                next_attempt_at=d.next_attempt_at,
+                last_error=d.last_error,
+            )
+            for d in deliveries
+        ],
     )
 
 
 def list_alerts(
-    session: Session, *, project_id: int, status: str | None = None, rule: str | None = None,
-    since: datetime | None = None, limit: int = 100,
+    session: Session,
+    *,
+    project_id: int,
+    status: str | None = None,
+    rule: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
 ) -> list[AlertOut]:
-    alerts = repository.list_alerts(session, project_id=project_id, status=status, rule=rule,
-                                    since=since, limit=limit)
+    alerts = repository.list_alerts(
+        session, project_id=project_id, status=status, rule=rule, since=since, limit=limit
+    )
     by_alert: dict[int, list[Delivery]] = defaultdict(list)
     for d in repository.deliveries_of(session, alert_ids=[a.id for a in alerts]):
         by_alert[d.alert_id].append(d)

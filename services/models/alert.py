@@ -31,7 +31,11 @@ class Alert(Base):
 
     __tablename__ = "alerts"
     __table_args__ = (
-        CheckConstraint("rule in ('budget_threshold', 'budget_forecast', 'anomaly')", name="rule"),
+        CheckConstraint(
+            "rule in ('budget_threshold', 'budget_forecast', 'anomaly', "
+            "'p99_request_cost_regression')",
+            name="rule",
+        ),
         CheckConstraint("status in ('firing', 'resolved')", name="status"),
         UniqueConstraint("project_id", "dedupe_key"),
         Index("ix_alerts_project_created", "project_id", "created_at"),

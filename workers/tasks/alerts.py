@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.alerts.budget_rules import evaluate_project_budgets
 from services.alerts.clock import system_clock
 from services.alerts.outbox import deliver_pending
+from services.alerts.p99_rules import evaluate_p99_regressions
 from services.anomalies.repository import project_ids
 from services.core.db import make_session_factory
 from workers.app import celery_app
@@ -27,9 +28,11 @@ def evaluate() -> None:
     queued = False
     for project_id in projects:
         with task_session() as session:
-            report = evaluate_project_budgets(session, project_id=project_id,
-                                              now=datetime.now(UTC))
+            report = evaluate_project_budgets(session, project_id=project_id, now=datetime.now(UTC))
         queued = queued or bool(report.fired or report.resolved or report.renotified)
+        with task_session() as session:
+            p99 = evaluate_p99_regressions(session, project_id=project_id, now=datetime.now(UTC))
+        queued = queued or bool(p99.fired or p99.resolved)
     if queued:  # after the commits that created the rows
         deliver.delay()
 
