@@ -143,17 +143,39 @@ class LogHistogram:
         total = self.count
         if total == 0:
             raise ValueError("quantile of an empty histogram")
-        keys = sorted(self._buckets)
-        cumulative = np.cumsum([self._buckets[k] for k in keys], dtype=np.int64)
+        keys, cumulative = self._ranked()
+        return [self._value_at(max(1, math.ceil(q * total)), keys, cumulative) for q in qs]
+
+    def interpolated_quantiles(self, qs: Sequence[float]) -> list[float]:
+        """Estimate PostgreSQL's ``percentile_cont(q)`` (linear interpolation between the
+        order statistics around ``q * (count - 1)``), within ``ALPHA`` relative error: each of
+        the two order statistics is, and a convex blend keeps the bound."""
+        for q in qs:
+            if not 0.0 <= q <= 1.0:
+                raise ValueError("q must be within [0, 1]")
+        total = self.count
+        if total == 0:
+            raise ValueError("quantile of an empty histogram")
+        keys, cumulative = self._ranked()
         out: list[float] = []
         for q in qs:
-            rank = max(1, math.ceil(q * total))
-            if rank <= self._zero_count:
-                out.append(0.0)
-                continue
-            index = int(np.searchsorted(cumulative, rank - self._zero_count, side="left"))
-            out.append(estimate_for_key(keys[index]))
+            position = q * (total - 1)
+            below = math.floor(position)
+            low = self._value_at(below + 1, keys, cumulative)
+            high = self._value_at(min(below + 2, total), keys, cumulative)
+            out.append(low + (position - below) * (high - low))
         return out
+
+    def _ranked(self) -> tuple[list[int], npt.NDArray[np.int64]]:
+        keys = sorted(self._buckets)
+        return keys, np.cumsum([self._buckets[k] for k in keys], dtype=np.int64)
+
+    def _value_at(self, rank: int, keys: list[int], cumulative: npt.NDArray[np.int64]) -> float:
+        """The estimate of the ``rank``-th smallest value (1-based)."""
+        if rank <= self._zero_count:
+            return 0.0
+        index = int(np.searchsorted(cumulative, rank - self._zero_count, side="left"))
+        return estimate_for_key(keys[index])
 
     # -- storage ----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from services.usage.params import Selection, build_selection, parse_group_by
 from services.usage.schemas import (
     CallPage,
     Dimension,
+    Interpolation,
     Interval,
     Metric,
     PercentileAnswer,
@@ -131,8 +132,11 @@ def get_percentiles(
     feature: Values = None,
     customer: Values = None,
     environment: Values = None,
+    interpolation: Interpolation = "linear",
 ) -> PercentileAnswer:
-    """Quantiles of per-call or per-request metrics, within 1 % relative error."""
+    """Quantiles of per-call or per-request metrics, within 1 % relative error of
+    ``percentile_cont`` (interpolation=linear, the default) or ``percentile_disc``
+    (interpolation=nearest) over the same rows."""
     qs = _parse_q(q)
     sel = _selection(
         session,
@@ -150,7 +154,9 @@ def get_percentiles(
             "environment": environment,
         },
     )
-    return service.query_percentiles(session, sel=sel, metric=metric, qs=qs)
+    return service.query_percentiles(
+        session, sel=sel, metric=metric, qs=qs, interpolation=interpolation
+    )
 
 
 Limit = Annotated[int, Query(ge=1, le=listing.MAX_LIMIT)]

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 Dimension = Literal["provider", "model", "feature", "customer", "environment"]
 Interval = Literal["hour", "day", "week", "month", "total"]
+Interpolation = Literal["linear", "nearest"]
 Metric = Literal["call_cost", "request_cost", "request_tokens", "calls_per_request", "latency"]
 
 DIMENSIONS: tuple[Dimension, ...] = ("provider", "model", "feature", "customer", "environment")

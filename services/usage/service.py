@@ -18,6 +18,7 @@ from services.usage.params import MAX_GROUPS, Selection
 from services.usage.schemas import (
     CALL_METRICS,
     REQUEST_DIMENSIONS,
+    Interpolation,
     Metric,
     PercentileAnswer,
     PercentileRow,
@@ -172,9 +173,15 @@ def _request_counts(session: Session, sel: Selection) -> dict[tuple[Any, ...], i
 
 
 def query_percentiles(
-    session: Session, *, sel: Selection, metric: Metric, qs: list[float]
+    session: Session,
+    *,
+    sel: Selection,
+    metric: Metric,
+    qs: list[float],
+    interpolation: Interpolation = "linear",
 ) -> PercentileAnswer:
-    """Quantiles of ``metric`` per interval and group, within 1 % relative error."""
+    """Quantiles of ``metric`` per interval and group, within 1 % relative error of
+    PostgreSQL's ``percentile_cont`` (``linear``) or ``percentile_disc`` (``nearest``)."""
     table, column, tail_bucket = HISTOGRAMS[metric]
     if metric not in CALL_METRICS:
         extra = set(sel.group_by) | set(sel.filters)
@@ -219,17 +226,24 @@ def query_percentiles(
     rows = []
     for key in sorted(sketches, key=lambda k: tuple("" if v is None else v for v in k)):
         histogram = _histogram(sketches[key])
+        values = (
+            histogram.interpolated_quantiles(qs)
+            if interpolation == "linear"
+            else histogram.quantiles(qs)
+        )
         rows.append(
             PercentileRow(
                 bucket=key[0],
                 group=_group(sel, key[1:]),
                 count=histogram.count,
-                values={
-                    _q_label(q): (histogram.quantile(q) if histogram.count else None) for q in qs
-                },
+                values={_q_label(q): value for q, value in zip(qs, values, strict=True)},
             )
         )
-    notes = ["values are within 1 % relative error (DDSketch log buckets, alpha = 0.01)"]
+    exact = "percentile_cont" if interpolation == "linear" else "percentile_disc"
+    notes = [
+        f"values are within 1 % relative error of {exact} over the same rows "
+        "(DDSketch log buckets, alpha = 0.01)"
+    ]
     if metric == "call_cost":
         notes.append("unpriced calls are left out, never counted as $0")
     if metric not in CALL_METRICS:

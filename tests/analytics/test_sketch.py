@@ -165,3 +165,21 @@ def test_add_with_multiplicity_equals_repeated_adds() -> None:
     a.add(0.0, n=2)
     b = LogHistogram.from_values([3.0] * 5 + [0.0] * 2)
     assert a == b
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(st.just(0.0), st.floats(min_value=1e-9, max_value=1e9)),
+        min_size=1,
+        max_size=400,
+    ),
+    q=st.floats(min_value=0.0, max_value=1.0),
+)
+def test_interpolated_quantile_is_within_alpha_of_percentile_cont(
+    values: list[float], q: float
+) -> None:
+    histogram = LogHistogram.from_values(values)
+    exact = float(np.quantile(np.asarray(values), q, method="linear"))  # = percentile_cont
+    estimate = histogram.interpolated_quantiles([q])[0]
+    assert abs(estimate - exact) <= ALPHA * (1 + 1e-9) * exact + 1e-12

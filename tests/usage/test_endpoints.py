@@ -126,10 +126,16 @@ def test_usage_calendar_days_follow_the_requested_time_zone(
     assert buckets == ["2026-11-01T04:00:00Z", "2026-11-02T05:00:00Z"]
 
 
+@pytest.mark.parametrize(
+    ("interpolation", "exact_function"),
+    [("linear", "percentile_cont"), ("nearest", "percentile_disc")],
+)
 def test_request_cost_percentiles_are_within_one_percent_of_exact(
     api: TestClient,
     keys: dict[str, str],
     session_factory: sessionmaker[Session],
+    interpolation: str,
+    exact_function: str,
 ) -> None:
     _seed(session_factory, int(keys["project_id"]), roll=True)
     response = api.get(
@@ -137,20 +143,22 @@ def test_request_cost_percentiles_are_within_one_percent_of_exact(
         headers=_auth(keys["read"]),
         params={
             "metric": "request_cost",
-            "q": "0.5,0.99",
+            "q": "0.5,0.9,0.99",
             "group_by": "feature",
             "interval": "day",
+            "interpolation": interpolation,
             "from": DAY.isoformat(),
             "to": (DAY + timedelta(days=1)).isoformat(),
         },
     )
     assert response.status_code == 200, response.text
+    assert response.json()["rows"]
     with session_factory() as session:
         for row in response.json()["rows"]:
             for q, value in row["values"].items():
                 exact = session.execute(
                     text(
-                        "select percentile_disc(:q) within group (order by cost_usd::float8) "
+                        f"select {exact_function}(:q) within group (order by cost_usd::float8) "
                         "from requests where feature = :f"
                     ),
                     {"q": float(q), "f": row["group"]["feature"]},
