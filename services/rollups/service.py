@@ -85,3 +85,11 @@ def settle_requests(
     if cells:
         session.execute(text(sql.DROP_EMPTY_REQUEST_CELLS))
     return cells
+
+
+def calls_watermark(session: Session) -> int:
+    """The current watermark without locking it (readers: what is rolled up already)."""
+    value = session.execute(
+        text("select watermark from rollup_state where name = :name"), {"name": CALLS_WATERMARK}
+    ).scalar()
+    return int(value or 0)
