@@ -18,12 +18,13 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from services.cli.alerts import alerts_app
 from services.cli.lock import DataDirLock
 from services.cli.ports import ensure_port_free
 from services.cli.supervisor import Child, Supervisor, part_argv, wait_healthy
-from services.core.db import make_engine, make_session_factory, transaction
+from services.core.db import one_off_transaction
 from services.core.errors import ConfigurationError, CostlineError
 from services.core.migrations import upgrade_to_head
 from services.core.runtime import Runtime, runtime
@@ -73,14 +74,20 @@ def _settings() -> Settings:
 def _maintain_partitions(database_url: str, settings: Settings) -> None:
     from services.partitions.service import maintain_partitions
 
-    engine = make_engine(database_url, pool_size=1)
-    try:
-        with transaction(make_session_factory(engine)) as session:
-            maintain_partitions(
-                session, today=datetime.now(UTC).date(), ahead_days=settings.partitions_ahead_days
-            )
-    finally:
-        engine.dispose()
+    with one_off_transaction(database_url) as session:
+        maintain_partitions(
+            session, today=datetime.now(UTC).date(), ahead_days=settings.partitions_ahead_days
+        )
+
+
+@contextmanager
+def _database(settings: Settings, *, migrate: bool = False) -> Iterator[Session]:
+    """A transaction on the configured database (embedded started and stopped if needed)."""
+    with runtime(settings, need_broker=False) as rt:
+        if migrate:
+            upgrade_to_head(rt.database_url)
+        with one_off_transaction(rt.database_url) as session:
+            yield session
 
 
 @contextmanager
@@ -207,14 +214,8 @@ def keys_create(
             f"{scope!r} is not one of ingest, read, admin", param_hint="--scope"
         )
     settings = _settings()
-    with runtime(settings, need_broker=False) as rt:
-        upgrade_to_head(rt.database_url)
-        engine = make_engine(rt.database_url, pool_size=1)
-        try:
-            with transaction(make_session_factory(engine)) as session:
-                created = create_key(session, project_name=project, scope=scope)
-        finally:
-            engine.dispose()
+    with _database(settings, migrate=True) as session:
+        created = create_key(session, project_name=project, scope=scope)
     if quiet:
         typer.echo(created.key)
         return
@@ -238,21 +239,16 @@ def keys_list(
 
     settings = _settings()
     table = Table("id", "project", "scope", "prefix", "created", "revoked")
-    with runtime(settings, need_broker=False) as rt:
-        engine = make_engine(rt.database_url, pool_size=1)
-        try:
-            with transaction(make_session_factory(engine)) as session:
-                for key, project_name in list_keys(session, project_name=project):
-                    table.add_row(
-                        str(key.id),
-                        project_name,
-                        key.scope,
-                        key.prefix + "…",
-                        f"{key.created_at:%Y-%m-%d %H:%M}",
-                        f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",
-                    )
-        finally:
-            engine.dispose()
+    with _database(settings) as session:
+        for key, project_name in list_keys(session, project_name=project):
+            table.add_row(
+                str(key.id),
+                project_name,
+                key.scope,
+                key.prefix + "…",
+                f"{key.created_at:%Y-%m-%d %H:%M}",
+                f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",
+            )
     Console().print(table)
 
 
@@ -265,13 +261,8 @@ def keys_revoke(
     from services.keys.service import revoke_key
 
     settings = _settings()
-    with runtime(settings, need_broker=False) as rt:
-        engine = make_engine(rt.database_url, pool_size=1)
-        try:
-            with transaction(make_session_factory(engine)) as session:
-                revoke_key(session, key_id=key_id)
-        finally:
-            engine.dispose()
+    with _database(settings) as session:
+        revoke_key(session, key_id=key_id)
     typer.echo(f"costline: key {key_id} revoked")
 
 
@@ -288,14 +279,9 @@ def report(
 
     window = parse_last(last)
     settings = _settings()
-    with runtime(settings, need_broker=False) as rt:
-        engine = make_engine(rt.database_url, pool_size=1)
-        try:
-            with transaction(make_session_factory(engine)) as session:
-                chosen = choose_project(session, project)
-                data = build_report(session, project=chosen, last=window, now=now_utc())
-        finally:
-            engine.dispose()
+    with _database(settings) as session:
+        chosen = choose_project(session, project)
+        data = build_report(session, project=chosen, last=window, now=now_utc())
     render(data, Console())
 
 

@@ -30,3 +30,14 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """Commit if the block succeeds, roll back if it raises. The only place that commits."""
     with factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def one_off_transaction(url: str) -> Iterator[Session]:
+    """One transaction on a short-lived single-connection engine (CLI commands, scripts)."""
+    engine = make_engine(url, pool_size=1)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()
