@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy.orm import Session
 
 from services.core.deps import ReadKey, SessionDep
@@ -41,6 +42,29 @@ GroupBy = Annotated[
 ]
 
 
+@dataclass
+class Filters:
+    """Filters on the dimensions, each repeatable (``model=a&model=b``)."""
+
+    provider: Values = None
+    model: Values = None
+    feature: Values = None
+    customer: Values = None
+    environment: Values = None
+
+    def by_dimension(self) -> dict[Dimension, list[str] | None]:
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "feature": self.feature,
+            "customer": self.customer,
+            "environment": self.environment,
+        }
+
+
+FiltersDep = Annotated[Filters, Depends()]
+
+
 def _selection(
     session: Session,
     key: ReadKey,
@@ -71,16 +95,12 @@ def _selection(
 def get_usage(
     session: SessionDep,
     key: ReadKey,
+    filters: FiltersDep,
     start: From = None,
     end: To = None,
     interval: Interval = "day",
     tz: str | None = None,
     group_by: GroupBy = None,
-    provider: Values = None,
-    model: Values = None,
-    feature: Values = None,
-    customer: Values = None,
-    environment: Values = None,
 ) -> UsageAnswer:
     """Calls, settled requests, tokens by type, cost and unpriced calls per interval and group."""
     sel = _selection(
@@ -91,13 +111,7 @@ def get_usage(
         interval=interval,
         tz=tz,
         group_by=group_by,
-        filters={
-            "provider": provider,
-            "model": model,
-            "feature": feature,
-            "customer": customer,
-            "environment": environment,
-        },
+        filters=filters.by_dimension(),
     )
     return service.query_usage(session, sel=sel)
 
@@ -120,6 +134,7 @@ def _parse_q(raw: list[str] | None) -> list[float]:
 def get_percentiles(
     session: SessionDep,
     key: ReadKey,
+    filters: FiltersDep,
     metric: Metric,
     q: Values = None,
     start: From = None,
@@ -127,11 +142,6 @@ def get_percentiles(
     interval: Interval = "day",
     tz: str | None = None,
     group_by: GroupBy = None,
-    provider: Values = None,
-    model: Values = None,
-    feature: Values = None,
-    customer: Values = None,
-    environment: Values = None,
     interpolation: Interpolation = "linear",
 ) -> PercentileAnswer:
     """Quantiles of per-call or per-request metrics, within 1 % relative error of
@@ -146,13 +156,7 @@ def get_percentiles(
         interval=interval,
         tz=tz,
         group_by=group_by,
-        filters={
-            "provider": provider,
-            "model": model,
-            "feature": feature,
-            "customer": customer,
-            "environment": environment,
-        },
+        filters=filters.by_dimension(),
     )
     return service.query_percentiles(
         session, sel=sel, metric=metric, qs=qs, interpolation=interpolation
@@ -166,14 +170,12 @@ Limit = Annotated[int, Query(ge=1, le=listing.MAX_LIMIT)]
 def get_requests(
     session: SessionDep,
     key: ReadKey,
+    filters: FiltersDep,
     start: From = None,
     end: To = None,
     sort: listing.Sort = "-started_at",
     limit: Limit = 50,
     cursor: str | None = None,
-    feature: Values = None,
-    customer: Values = None,
-    environment: Values = None,
 ) -> RequestPage:
     """User-facing requests with their summed cost; `sort=-cost` for the most expensive."""
     sel = _selection(
@@ -184,7 +186,7 @@ def get_requests(
         interval="day",
         tz=None,
         group_by=None,
-        filters={"feature": feature, "customer": customer, "environment": environment},
+        filters=filters.by_dimension(),
     )
     return listing.list_requests(session, sel=sel, sort=sort, limit=limit, cursor=cursor)
 
@@ -193,16 +195,12 @@ def get_requests(
 def get_calls(
     session: SessionDep,
     key: ReadKey,
+    filters: FiltersDep,
     start: From = None,
     end: To = None,
     sort: listing.Sort = "-started_at",
     limit: Limit = 50,
     cursor: str | None = None,
-    provider: Values = None,
-    model: Values = None,
-    feature: Values = None,
-    customer: Values = None,
-    environment: Values = None,
 ) -> CallPage:
     """Individual LLM calls (raw, within retention); `sort=-cost` for the most expensive."""
     sel = _selection(
@@ -213,12 +211,6 @@ def get_calls(
         interval="day",
         tz=None,
         group_by=None,
-        filters={
-            "provider": provider,
-            "model": model,
-            "feature": feature,
-            "customer": customer,
-            "environment": environment,
-        },
+        filters=filters.by_dimension(),
     )
     return listing.list_calls(session, sel=sel, sort=sort, limit=limit, cursor=cursor)

@@ -238,3 +238,19 @@ def test_keys_decide_what_is_seen(
     assert (
         api.get("/v1/requests", headers=_auth(keys["other"]), params=params).json()["items"] == []
     )
+
+
+def test_filters_narrow_every_answer(
+    api: TestClient, keys: dict[str, str], session_factory: sessionmaker[Session],
+) -> None:
+    _seed(session_factory, int(keys["project_id"]), roll=True)
+    params = {"from": DAY.isoformat(), "to": (DAY + timedelta(days=1)).isoformat()}
+    usage = api.get("/v1/usage", headers=_auth(keys["read"]),
+                    params={**params, "feature": "search", "group_by": "feature"}).json()
+    assert [row["group"]["feature"] for row in usage["rows"]] == ["search"]
+    calls = api.get("/v1/calls", headers=_auth(keys["read"]),
+                    params={**params, "customer": "initech", "limit": 500}).json()["items"]
+    assert calls and {call["customer"] for call in calls} == {"initech"}
+    refused = api.get("/v1/requests", headers=_auth(keys["read"]),
+                      params={**params, "model": "gpt-4o"})
+    assert refused.status_code == 400 and refused.json()["field"] == "filters"
