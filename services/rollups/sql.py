@@ -36,40 +36,49 @@ CALLS_IN_RANGE = (
     "c.ingest_xid >= cast(:from_xid as text)::xid8 and c.ingest_xid < cast(:to_xid as text)::xid8"
 )
 
+
+def histogram_of(keys: str, weights: str | None = None) -> str:
+    """A lateral subquery turning a list of histogram keys (with optional signed weights, one
+    per key) into a sparse histogram ``(keys, counts)``: keys ascending, each once, zero
+    counts left out. Grouping a cell's raw key list costs far less than grouping every call
+    by (cell, key): most cells hold a handful of calls."""
+    if weights is None:
+        pairs, count = f"unnest({keys}) as u(k)", "count(*)"
+    else:
+        pairs, count = f"unnest({keys}, {weights}) as u(k, w)", "sum(w)"
+    return f"""(
+    select coalesce(array_agg(k order by k), '{{}}') as keys,
+           coalesce(array_agg(n order by k), '{{}}') as counts
+    from (select k, {count}::bigint as n from {pairs}
+          where k is not null group by k having {count} <> 0) as b
+)"""
+
+
+# One scan of the new calls, grouped at both grains at once (grain 1: customer summed away);
+# each cell keeps the raw list of its calls' histogram keys, turned into a sparse histogram
+# per cell afterwards.
 ADVANCE_CALL_CELLS = f"""
-with d as materialized (
-    select c.project_id, g.grain, date_trunc('hour', c.started_at, 'UTC') as hour,
+with cells as (
+    select c.project_id, grouping(coalesce(c.customer, ''))::smallint as grain,
+           date_trunc('hour', c.started_at, 'UTC') as hour,
            coalesce(c.provider, '') as provider, {CALL_MODEL} as model,
            coalesce(c.feature, '') as feature,
-           case when g.grain = 0 then coalesce(c.customer, '') else '' end as customer,
+           coalesce(coalesce(c.customer, ''), '') as customer,
            coalesce(c.environment, '') as environment,
-           c.cost_usd, {_TOKENS},
-           {bucket("c.cost_usd::float8")} as cost_key,
-           {bucket(CALL_LATENCY)} as latency_key
-    from llm_calls c cross join (values (0::smallint), (1::smallint)) as g(grain)
+           count(*) as calls, count(*) - count(c.cost_usd) as unpriced_calls,
+           {", ".join(f"sum(c.{t})::bigint as {t}" for t in TOKEN_COLUMNS)},
+           coalesce(sum(c.cost_usd), 0) as cost_usd,
+           array_agg({bucket("c.cost_usd::float8")}) filter (where c.cost_usd is not null)
+               as cost_list,
+           array_agg({bucket(CALL_LATENCY)}) as latency_list
+    from llm_calls c
     where {CALLS_IN_RANGE}
-),
-totals as (
-    select project_id, grain, hour, provider, model, feature, customer, environment,
-           count(*) as calls, count(*) - count(cost_usd) as unpriced_calls, {_TOKEN_SUMS},
-           coalesce(sum(cost_usd), 0) as cost_usd
-    from d group by 1, 2, 3, 4, 5, 6, 7, 8
-),
-cost_buckets as (
-    select project_id, grain, hour, provider, model, feature, customer, environment,
-           array_agg(k order by k) as keys, array_agg(n order by k) as counts
-    from (select project_id, grain, hour, provider, model, feature, customer, environment,
-                 cost_key as k, count(*) as n
-          from d where cost_usd is not null group by 1, 2, 3, 4, 5, 6, 7, 8, 9) as b
-    group by 1, 2, 3, 4, 5, 6, 7, 8
-),
-latency_buckets as (
-    select project_id, grain, hour, provider, model, feature, customer, environment,
-           array_agg(k order by k) as keys, array_agg(n order by k) as counts
-    from (select project_id, grain, hour, provider, model, feature, customer, environment,
-                 latency_key as k, count(*) as n
-          from d group by 1, 2, 3, 4, 5, 6, 7, 8, 9) as b
-    group by 1, 2, 3, 4, 5, 6, 7, 8
+    group by grouping sets (
+        (c.project_id, date_trunc('hour', c.started_at, 'UTC'), coalesce(c.provider, ''),
+         {CALL_MODEL}, coalesce(c.feature, ''), coalesce(c.customer, ''),
+         coalesce(c.environment, '')),
+        (c.project_id, date_trunc('hour', c.started_at, 'UTC'), coalesce(c.provider, ''),
+         {CALL_MODEL}, coalesce(c.feature, ''), coalesce(c.environment, '')))
 )
 insert into call_rollups as r (
     project_id, grain, hour, provider, model, feature, customer, environment, calls,
@@ -77,12 +86,10 @@ insert into call_rollups as r (
     latency_counts)
 select t.project_id, t.grain, t.hour, t.provider, t.model, t.feature, t.customer,
        t.environment, t.calls, t.unpriced_calls, {", ".join("t." + x for x in TOKEN_COLUMNS)},
-       t.cost_usd, coalesce(cb.keys, '{{}}'), coalesce(cb.counts, '{{}}'), lb.keys, lb.counts
-from totals t
-join latency_buckets lb using (project_id, grain, hour, provider, model, feature, customer,
-                               environment)
-left join cost_buckets cb using (project_id, grain, hour, provider, model, feature, customer,
-                                 environment)
+       t.cost_usd, ch.keys, ch.counts, lh.keys, lh.counts
+from cells t
+cross join lateral {histogram_of("t.cost_list")} as ch
+cross join lateral {histogram_of("t.latency_list")} as lh
 order by 1, 2, 3, 4, 5, 6, 7, 8
 on conflict (project_id, grain, hour, provider, model, feature, customer, environment)
 do update set
@@ -105,44 +112,37 @@ _EARLIER = (
 )
 
 # Fold new calls into their requests' running sums; a request that changes is unsettled again.
+# One pass grouped by request: the attribution of the earliest call (ties: smallest span id)
+# comes from a single ordered aggregate, the model mix from the request's list of models.
 ADVANCE_REQUESTS = f"""
-with d as materialized (
-    select c.project_id, {CALL_REQUEST} as request_id, c.started_at, c.span_id, c.ended_at,
-           c.cost_usd,
-           {_TOKENS}, coalesce(c.feature, '') as feature, coalesce(c.customer, '') as customer,
-           coalesce(c.environment, '') as environment, c.user_id, c.service_name,
-           {CALL_MODEL} as model, c.ingested_at
+with sums as (
+    select c.project_id, {CALL_REQUEST} as request_id, min(c.started_at) as first_started_at,
+           (array_agg(
+                row(c.span_id, coalesce(c.feature, ''), coalesce(c.customer, ''),
+                    coalesce(c.environment, ''), c.user_id, c.service_name)::costline_first_call
+                order by c.started_at, c.span_id))[1] as first,
+           max(c.ended_at) as last_ended_at, count(*) as calls, count(c.cost_usd) as priced_calls,
+           count(*) - count(c.cost_usd) as unpriced_calls,
+           {", ".join(f"sum(c.{t})::bigint as {t}" for t in TOKEN_COLUMNS)},
+           coalesce(sum(c.cost_usd), 0) as cost_usd, array_agg({CALL_MODEL}) as models,
+           max(c.ingested_at) as last_ingested_at
     from llm_calls c
     where {CALLS_IN_RANGE}
-),
-mix as (
-    select project_id, request_id, jsonb_object_agg(model, n) as model_mix
-    from (select project_id, request_id, model, count(*) as n from d group by 1, 2, 3) as m
     group by 1, 2
-),
-sums as (
-    select project_id, request_id, min(started_at) as first_started_at,
-           (array_agg(span_id order by started_at, span_id))[1] as first_span_id,
-           max(ended_at) as last_ended_at, count(*) as calls, count(cost_usd) as priced_calls,
-           count(*) - count(cost_usd) as unpriced_calls, {_TOKEN_SUMS},
-           coalesce(sum(cost_usd), 0) as cost_usd,
-           (array_agg(feature order by started_at, span_id))[1] as feature,
-           (array_agg(customer order by started_at, span_id))[1] as customer,
-           (array_agg(environment order by started_at, span_id))[1] as environment,
-           (array_agg(user_id order by started_at, span_id))[1] as user_id,
-           (array_agg(service_name order by started_at, span_id))[1] as service_name,
-           max(ingested_at) as last_ingested_at
-    from d group by 1, 2
 )
 insert into requests as r (
     project_id, request_id, first_started_at, first_span_id, last_ended_at, calls, priced_calls,
     unpriced_calls, {_TOKENS}, cost_usd, feature, customer, environment, user_id, service_name,
     model_mix, last_ingested_at)
-select s.project_id, s.request_id, s.first_started_at, s.first_span_id, s.last_ended_at, s.calls,
-       s.priced_calls, s.unpriced_calls, {", ".join("s." + x for x in TOKEN_COLUMNS)},
-       s.cost_usd, s.feature, s.customer, s.environment, s.user_id, s.service_name,
-       m.model_mix, s.last_ingested_at
-from sums s join mix m using (project_id, request_id)
+select s.project_id, s.request_id, s.first_started_at, (s.first).span_id, s.last_ended_at,
+       s.calls, s.priced_calls, s.unpriced_calls, {", ".join("s." + x for x in TOKEN_COLUMNS)},
+       s.cost_usd, (s.first).feature, (s.first).customer, (s.first).environment,
+       (s.first).user_id, (s.first).service_name, m.model_mix, s.last_ingested_at
+from sums s
+cross join lateral (
+    select jsonb_object_agg(model, n) as model_mix
+    from (select model, count(*) as n from unnest(s.models) as u(model) group by model) as m
+) as m
 order by 1, 2
 on conflict (project_id, request_id) do update set
     -- attribution comes from the request's earliest call (ties: smallest span id)
@@ -188,7 +188,7 @@ jsonb_build_object(
 # anything), add what it contributes now, and remember the new contribution.
 SETTLE_REQUESTS = f"""
 with due as (
-    select project_id, request_id from requests
+    select project_id, request_id, rolled as old_rolled from requests
     where settled_at is null and last_ingested_at < :cutoff
     order by last_ingested_at
     limit :batch
@@ -196,10 +196,9 @@ with due as (
 ),
 changed as (
     update requests q set settled_at = :now, rolled = {contribution("q")}
-    from due join requests old
-         on old.project_id = due.project_id and old.request_id = due.request_id
+    from due
     where q.project_id = due.project_id and q.request_id = due.request_id
-    returning q.project_id, q.rolled as new_rolled, old.rolled as old_rolled
+    returning q.project_id, q.rolled as new_rolled, due.old_rolled
 ),
 signed as (
     select project_id, 1 as sign, new_rolled as c from changed
@@ -207,51 +206,38 @@ signed as (
     select project_id, -1 as sign, old_rolled as c from changed where old_rolled is not null
 ),
 parts as (
-    select s.project_id, g.grain, (s.c->>'hour')::timestamptz as hour,
-           s.c->>'feature' as feature,
-           case when g.grain = 0 then s.c->>'customer' else '' end as customer,
-           s.c->>'environment' as environment, s.sign,
+    select s.project_id, (s.c->>'hour')::timestamptz as hour, s.c->>'feature' as feature,
+           s.c->>'customer' as customer, s.c->>'environment' as environment, s.sign,
            (s.c->>'calls')::bigint as calls, (s.c->>'unpriced_calls')::bigint as unpriced_calls,
            {", ".join(f"(s.c->>'{t}')::bigint as {t}" for t in TOKEN_COLUMNS)},
            (s.c->>'cost_usd')::numeric as cost_usd, (s.c->>'cost_key')::int as cost_key,
            (s.c->>'tokens_key')::int as tokens_key, (s.c->>'calls_key')::int as calls_key
-    from signed s cross join (values (0::smallint), (1::smallint)) as g(grain)
+    from signed s
 ),
-totals as (
-    select project_id, grain, hour, feature, customer, environment,
+cells as (
+    select project_id, grouping(customer)::smallint as grain, hour, feature,
+           coalesce(customer, '') as customer, environment,
            sum(sign)::bigint as requests, sum(sign * calls)::bigint as calls,
            sum(sign * unpriced_calls)::bigint as unpriced_calls,
            {", ".join(f"sum(sign * {t})::bigint as {t}" for t in TOKEN_COLUMNS)},
-           sum(sign * cost_usd) as cost_usd
-    from parts group by 1, 2, 3, 4, 5, 6
-),
-{
-    ", ".join(
-        f'''{name}_buckets as (
-    select project_id, grain, hour, feature, customer, environment,
-           array_agg(k order by k) as keys, array_agg(n order by k) as counts
-    from (select project_id, grain, hour, feature, customer, environment, {key} as k,
-                 sum(sign)::bigint as n
-          from parts where {key} is not null group by 1, 2, 3, 4, 5, 6, 7
-          having sum(sign) <> 0) as b
-    group by 1, 2, 3, 4, 5, 6
-)'''
-        for name, key in (("cost", "cost_key"), ("tokens", "tokens_key"), ("calls", "calls_key"))
-    )
-}
+           sum(sign * cost_usd) as cost_usd,
+           array_agg(cost_key) as cost_list, array_agg(tokens_key) as tokens_list,
+           array_agg(calls_key) as calls_list, array_agg(sign) as signs
+    from parts
+    group by grouping sets ((project_id, hour, feature, customer, environment),
+                            (project_id, hour, feature, environment))
+)
 insert into request_rollups as r (
     project_id, grain, hour, feature, customer, environment, requests, calls, unpriced_calls,
     {_TOKENS}, cost_usd, request_cost_keys, request_cost_counts, request_tokens_keys,
     request_tokens_counts, calls_per_request_keys, calls_per_request_counts)
 select t.project_id, t.grain, t.hour, t.feature, t.customer, t.environment, t.requests,
        t.calls, t.unpriced_calls, {", ".join("t." + x for x in TOKEN_COLUMNS)}, t.cost_usd,
-       coalesce(cb.keys, '{{}}'), coalesce(cb.counts, '{{}}'),
-       coalesce(tb.keys, '{{}}'), coalesce(tb.counts, '{{}}'),
-       coalesce(nb.keys, '{{}}'), coalesce(nb.counts, '{{}}')
-from totals t
-left join cost_buckets cb using (project_id, grain, hour, feature, customer, environment)
-left join tokens_buckets tb using (project_id, grain, hour, feature, customer, environment)
-left join calls_buckets nb using (project_id, grain, hour, feature, customer, environment)
+       cb.keys, cb.counts, tb.keys, tb.counts, nb.keys, nb.counts
+from cells t
+cross join lateral {histogram_of("t.cost_list", "t.signs")} as cb
+cross join lateral {histogram_of("t.tokens_list", "t.signs")} as tb
+cross join lateral {histogram_of("t.calls_list", "t.signs")} as nb
 order by 1, 2, 3, 4, 5, 6
 on conflict (project_id, grain, hour, feature, customer, environment) do update set
     requests = r.requests + excluded.requests,
