@@ -9,9 +9,11 @@ multiples, not by fixed amounts:
    replaced for fitting; runs of three or more days are kept, because that is a level shift
    the level must follow.
 3. Level: simple exponential smoothing of the cleaned, deseasoned log (ETS(A,N,A) on the
-   log), so a level shift is followed within days. A damped trend is added only when eight
-   weeks of history show a slope clearly above noise: on noisy series an estimated trend
-   made month-end errors worse, not better (see bench/forecast_eval.py).
+   log), so a level shift is followed within days. With four weeks of history a damped
+   trend is added: the log slope of the last 90 days, shrunk toward flat by its own
+   uncertainty (a normal prior on monthly growth), so a noisy slope barely moves the
+   projection and a clear one is followed. A hard significance test, tried first, threw
+   away the many moderate trends and measured worse (see bench/forecast_eval.py).
 4. Intervals: simulated sample paths of the same state-space model, innovations resampled
    from its own one-step errors (the raw outliers are resampled too, so holidays and spikes
    recur in the simulated future at the rate they occurred in the past), widened by a
@@ -53,11 +55,11 @@ _RESAMPLE_DAYS = 120
 # reported ones. A fixed level weight measured better than one fitted per series: a young
 # series has too few days to fit it without chasing noise.
 _LEVEL_ALPHA = 0.2
-# A trend is extrapolated only from eight weeks of history and when its t-statistic clears
-# this bar; estimated trends on noisier or shorter series made month-end errors worse.
-_TREND_MIN_DAYS = 56
+# The trend needs four weeks of history; its slope is shrunk toward zero with a normal prior
+# whose standard deviation is this much log growth a month.
+_TREND_MIN_DAYS = 28
 _TREND_DAYS = 90
-_TREND_T = 3.0
+_TREND_PRIOR_MONTHLY = 0.10
 _TREND_PHI = 0.97
 _INTERVAL_SCALE = 1.45
 _FULL_PATTERN_DAYS = 28  # below this, intervals widen by sqrt(28 / days)
@@ -214,7 +216,7 @@ def _ets_weekly_paths(
     profile = _weekly_profile(x, season_of)
     cleaned, outlier_part = _clean_isolated_outliers(x - profile[season_of])
     level, errors = _smoothed_level(cleaned)
-    trend, trend_se = _significant_trend(cleaned)
+    trend, trend_se = _shrunk_trend(cleaned)
 
     sims = _SIMULATIONS
     steps = future_days.size
@@ -239,10 +241,13 @@ def _ets_weekly_paths(
 
     weeks = n // _SEASON
     note = f"Weekly pattern and level fitted on {n} days ({weeks} weeks) of history"
-    if trend != 0.0:
-        note += f", with a damped trend of {100 * (math.exp(30 * trend) - 1):+.0f} % a month"
+    if n >= _TREND_MIN_DAYS:
+        note += (
+            f", with a damped trend of {100 * (math.exp(30 * trend) - 1):+.0f} % a month "
+            "(the measured slope shrunk toward flat by its uncertainty)"
+        )
     else:
-        note += "; no trend clear enough to extrapolate"
+        note += "; too short a history to extrapolate a trend"
     note += f". Intervals from {sims} simulated paths with resampled past errors."
     if n < _FULL_PATTERN_DAYS:
         note += (
@@ -313,9 +318,14 @@ def _smoothed_level(d: FloatArray) -> tuple[float, FloatArray]:
     return level, errors[warm:]
 
 
-def _significant_trend(d: FloatArray) -> tuple[float, float]:
-    """Per-day log slope of the last ``_TREND_DAYS`` days and its standard error, or (0, 0)
-    unless there are eight weeks of history and the slope is clearly not noise."""
+def _shrunk_trend(d: FloatArray) -> tuple[float, float]:
+    """Per-day log slope of the last ``_TREND_DAYS`` days, shrunk toward zero, and its
+    posterior standard deviation; (0, 0) with under ``_TREND_MIN_DAYS`` days.
+
+    Normal prior N(0, k) on the slope and a normal likelihood with the regression's standard
+    error: the posterior mean is ``slope * k / (k + se**2)``, its variance ``se**2`` times
+    the same factor.
+    """
     if d.size < _TREND_MIN_DAYS:
         return 0.0, 0.0
     y = d[-_TREND_DAYS:]
@@ -324,13 +334,13 @@ def _significant_trend(d: FloatArray) -> tuple[float, float]:
     slope = float(t @ (y - y.mean()) / (t @ t))
     resid = y - y.mean() - slope * t
     variance = float(resid @ resid) / (y.size - 2)
-    # Day-to-day errors are autocorrelated; an AR(1) variance inflation keeps the test honest.
+    # Day-to-day errors are autocorrelated; an AR(1) variance inflation keeps the se honest.
     rho = float(np.corrcoef(resid[:-1], resid[1:])[0, 1]) if variance > 0 else 0.0
     inflation = (1 + rho) / (1 - rho) if 0 < rho < 0.99 else 1.0
-    se = math.sqrt(variance * inflation / float(t @ t))
-    if se == 0.0 or abs(slope) < _TREND_T * se:
-        return 0.0, 0.0
-    return slope, se
+    se2 = variance * inflation / float(t @ t)
+    prior = (_TREND_PRIOR_MONTHLY / 30.0) ** 2
+    shrink = prior / (prior + se2)
+    return slope * shrink, math.sqrt(se2 * shrink)
 
 
 # -- short history ----------------------------------------------------------------------------

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
-from services.analytics.forecast import BudgetForecast, forecast_budget
+from services.analytics.forecast import BudgetForecast, _shrunk_trend, forecast_budget
 
 # 2025-06-02 is a Monday; a 30-day period starting on it.
 START = datetime(2025, 6, 2, tzinfo=UTC)
@@ -105,6 +106,41 @@ def test_level_shift_a_week_ago_is_followed() -> None:
     run_rate_remaining = spent / 20 * 10
     assert abs(remaining - new_level) < 0.2 * new_level
     assert abs(remaining - new_level) < 0.5 * abs(run_rate_remaining - new_level)
+
+
+def test_five_weeks_of_steady_growth_are_extrapolated_as_a_trend() -> None:
+    growth = np.log(1.2) / 30  # +20 % a month
+
+    def grown(days: int, first_day: int, noise: float) -> np.ndarray:
+        trend = np.exp(growth * np.arange(first_day, first_day + days))
+        spend: np.ndarray = b2b_spend(days, first_day=first_day, noise=noise) * trend
+        return spend
+
+    history = grown(40, -35, 0.05)
+    fc = run(history, first_day=-35, today=5)
+    remaining = fc.projected_spend - float(history[35:].sum())
+    expected = float(grown(25, 5, 0.0).sum())
+
+    # Holding today's level flat would land about 8 % short of the grown remainder.
+    assert abs(remaining / expected - 1) < 0.05
+    monthly = re.search(r"damped trend of ([+-]\d+) % a month", fc.note)
+    assert monthly is not None and 10 <= int(monthly.group(1)) <= 30
+
+
+def test_a_noisy_slope_is_shrunk_toward_flat() -> None:
+    rng = np.random.default_rng(7)
+    t = np.arange(60, dtype=float)
+    raw_slopes, shrunk_slopes = [], []
+    for _ in range(50):
+        flat_noisy = rng.normal(0, 0.3, t.size)
+        raw_slopes.append(abs(np.polyfit(t, flat_noisy, 1)[0]))
+        shrunk_slopes.append(abs(_shrunk_trend(flat_noisy)[0]))
+    assert np.mean(shrunk_slopes) < 0.7 * np.mean(raw_slopes)
+
+    clear = 0.01 * t + rng.normal(0, 0.02, t.size)  # +35 % a month, little noise
+    slope, sd = _shrunk_trend(clear)
+    assert slope == pytest.approx(0.01, rel=0.05) and 0 < sd < 0.001
+    assert _shrunk_trend(clear[:20]) == (0.0, 0.0)  # under four weeks: no trend
 
 
 def test_one_runaway_day_does_not_set_the_level() -> None:
