@@ -9,8 +9,13 @@ from celery import Celery
 
 from services.core.settings import get_settings
 
-TASK_MODULES = ["workers.tasks.partitions", "workers.tasks.rollups", "workers.tasks.budgets",
-                "workers.tasks.alerts", "workers.tasks.anomalies"]
+TASK_MODULES = [
+    "workers.tasks.partitions",
+    "workers.tasks.rollups",
+    "workers.tasks.budgets",
+    "workers.tasks.alerts",
+    "workers.tasks.anomalies",
+]
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "partitions.maintain": {"task": "partitions.maintain", "schedule": timedelta(minutes=30)},

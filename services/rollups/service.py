@@ -27,12 +27,16 @@ def _tune(session: Session) -> None:
 
 
 DEFAULT_SETTLE_WINDOW = timedelta(minutes=2)
+# Calls folded in per advance transaction: a worker that fell behind catches up in bounded
+# steps (memory, lock time, work lost if killed) instead of one huge transaction.
+ADVANCE_MAX_CALLS = 500_000
 
 
 @dataclass(frozen=True, slots=True)
 class AdvanceReport:
     from_xid: int
     to_xid: int
+    caught_up: bool = True  # False: stopped at ``max_calls``; more committed calls wait
 
     @property
     def advanced(self) -> bool:
@@ -58,12 +62,41 @@ def safe_upper_xid(session: Session) -> int:
     )
 
 
-def advance_calls(session: Session) -> AdvanceReport:
-    """Fold calls committed since the watermark into call cells and request running sums."""
+def chunk_upper_xid(session: Session, *, from_xid: int, to_xid: int, max_calls: int) -> int:
+    """An xid in (from_xid, to_xid] below which lie about ``max_calls`` of the calls in
+    [from_xid, to_xid), whole transactions only (at least one); ``to_xid`` when fewer wait."""
+    bounds = {"from_xid": str(from_xid), "to_xid": str(to_xid)}
+    boundary = session.execute(
+        text(
+            f"select c.ingest_xid::text from llm_calls c where {sql.CALLS_IN_RANGE} "
+            "order by c.ingest_xid offset :n limit 1"
+        ),
+        {**bounds, "n": max_calls},
+    ).scalar()
+    if boundary is None:
+        return to_xid
+    # The first waiting transaction alone may hold more than max_calls: take it whole.
+    next_after_first = session.execute(
+        text(
+            "select min(c.ingest_xid)::text from llm_calls c where "
+            f"{sql.CALLS_IN_RANGE} and c.ingest_xid > ("
+            f"select min(c.ingest_xid) from llm_calls c where {sql.CALLS_IN_RANGE})"
+        ),
+        bounds,
+    ).scalar()
+    if next_after_first is None:
+        return to_xid
+    return max(int(boundary), int(next_after_first))
+
+
+def advance_calls(session: Session, *, max_calls: int = ADVANCE_MAX_CALLS) -> AdvanceReport:
+    """Fold calls committed since the watermark into call cells and request running sums,
+    at most about ``max_calls`` of them (whole transactions); see ``AdvanceReport.caught_up``."""
     _tune(session)
     from_xid = lock_watermark(session)
-    to_xid = safe_upper_xid(session)
-    report = AdvanceReport(from_xid=from_xid, to_xid=max(from_xid, to_xid))
+    safe_xid = max(from_xid, safe_upper_xid(session))
+    to_xid = chunk_upper_xid(session, from_xid=from_xid, to_xid=safe_xid, max_calls=max_calls)
+    report = AdvanceReport(from_xid=from_xid, to_xid=to_xid, caught_up=to_xid == safe_xid)
     if not report.advanced:
         return report
     bounds = {"from_xid": str(from_xid), "to_xid": str(to_xid)}

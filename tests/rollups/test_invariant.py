@@ -115,7 +115,10 @@ operations = st.lists(
     st.one_of(
         st.tuples(st.just("ingest"), st.lists(calls(), min_size=1, max_size=12)),
         st.tuples(st.just("resend"), st.integers(0, 10)),
-        st.tuples(st.just("advance"), st.sampled_from([False, False, True])),
+        # (killed?, max_calls): small chunks leave committed calls for the next advance
+        st.tuples(
+            st.just("advance"), st.sampled_from([False, False, True]), st.sampled_from([3, 10**6])
+        ),
         st.tuples(
             st.just("settle"),
             st.sampled_from([True, True, False]),
@@ -142,7 +145,7 @@ def _run(
             elif kind == "resend" and batches:
                 write_calls(session.connection(), batches[op[1] % len(batches)])
             elif kind == "advance":
-                advance_calls(session)
+                advance_calls(session, max_calls=op[2])
                 if op[1]:
                     raise Killed
             elif kind == "settle":
@@ -155,8 +158,10 @@ def _run(
 
 
 def _assert_rollups_match_raw(factory: sessionmaker[Session]) -> None:
-    with factory.begin() as session:
-        advance_calls(session)
+    caught_up = False
+    while not caught_up:
+        with factory.begin() as session:
+            caught_up = advance_calls(session, max_calls=5).caught_up
     with factory.begin() as session:
         while settle_requests(session, now=FAR_FUTURE):
             pass
@@ -318,4 +323,37 @@ def test_late_call_updates_its_settled_request_and_everything_derived(
             )
         ).all()
     assert cells == [(BASE + timedelta(hours=1), "chat", 1, 2, Decimal("2.0000000000"))]
+    _assert_rollups_match_raw(prepared)
+
+
+def test_advance_takes_whole_transactions_in_bounded_steps(
+    prepared: sessionmaker[Session],
+) -> None:
+    with prepared.begin() as session:
+        project_id = make_project(session).id
+    rng = random.Random(7)
+    for size in (4, 1, 2):  # three ingest transactions
+        rows = [_row(project_id, _random_call(rng)) for _ in range(size)]
+        with prepared.begin() as session:
+            write_calls(session.connection(), rows)
+    steps = []
+    for _ in range(10):
+        with prepared.begin() as session:
+            report = advance_calls(session, max_calls=2)
+            steps.append(
+                session.execute(
+                    text(
+                        "select count(*) from llm_calls where ingest_xid >= cast(cast(:f as text) "
+                        "as xid8) and ingest_xid < cast(cast(:t as text) as xid8)"
+                    ),
+                    {"f": report.from_xid, "t": report.to_xid},
+                ).scalar_one()
+            )
+        if report.caught_up:
+            break
+    else:
+        pytest.fail(f"advance_calls never caught up: {steps}")
+    # The 4-call transaction is taken whole although it exceeds max_calls; then 1 + 2 > 2
+    # calls are left, so the 1-call transaction goes alone and the 2-call one after it.
+    assert [n for n in steps if n] == [4, 1, 2]
     _assert_rollups_match_raw(prepared)

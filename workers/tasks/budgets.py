@@ -20,8 +20,9 @@ def forecast() -> None:
     for project_id, budget_id in budgets:
         try:
             with task_session() as session:  # one budget's failure leaves the others
-                refresh_forecast(session, project_id=project_id, budget_id=budget_id,
-                                 now=datetime.now(UTC))
+                refresh_forecast(
+                    session, project_id=project_id, budget_id=budget_id, now=datetime.now(UTC)
+                )
         except Exception:
             logger.exception("forecast of budget %d failed", budget_id)
     from workers.tasks.alerts import evaluate
