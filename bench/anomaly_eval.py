@@ -7,8 +7,13 @@ growth; each call's cost is log-normal, summed with a gamma approximation. One e
 injected per series, after the first two weeks, or none (a clean series, for false alarms):
 
 * spike: a runaway job adds 1.5-5 times the series' mean hourly spend for 1-4 hours;
-* level shift: calls multiplied by 1.3-2.5 or 0.4-0.75 from some hour to the end;
-* creep: calls growing 1-3 % a day for 10-20 days, then flat.
+* level shift: from some hour to the end, either calls (traffic) or the cost of every
+  call (a deploy: another model, a longer prompt) multiplied by 1.3-2.5 or 0.4-0.75;
+* creep: calls, or the cost of every call (prompts and contexts growing), rising 1-3 % a
+  day for 10-20 days, then flat.
+
+Half the level shifts and creeps change the cost per call at an unchanged call count: the
+case a detector that leans on call counts can miss.
 
 Scoring is event-level and strict. A detection matches an injected event when it overlaps
 the event's window (spike: its hours + 2 h; level shift: its first 72 h; creep: its ramp
@@ -17,7 +22,8 @@ duplicates included, is a false positive. Only hours after the first two weeks a
 for both detectors. Delay = detection hour - event start hour.
 
 Ours: ``detect_anomalies`` with ``min_impact`` = one mean hour of the series' spend, given
-the hourly call counts as the product's rollups hold them (``--spend-only``: spend alone).
+the hourly call counts as the product's rollups hold them, which is how the anomaly service
+runs (``--spend-only``: spend alone).
 Baseline: an hour above the 99th (or below the 1st) percentile of the previous 168 hours;
 flagged hours within 3 h of each other form one detection. Its thresholds are fixed by its
 definition; ours were set on the ``tune`` seed set and the default run reports the
@@ -49,6 +55,8 @@ HOURS = WEEKS * 168
 SCORED_FROM = 2 * 168
 KINDS = ("clean", "spike", "level_shift", "creep")
 KIND_WEIGHTS = (0.25, 0.35, 0.25, 0.15)
+DRIVERS = ("calls", "cost per call")
+LABELS = ("spike", *(f"{k} ({d})" for k in ("level_shift", "creep") for d in DRIVERS))
 START = datetime(2025, 3, 3, tzinfo=UTC)  # a Monday
 
 
@@ -57,6 +65,7 @@ class Injected:
     kind: str
     start: int
     window_end: int  # exclusive
+    driver: str = "calls"  # what changed: "calls" or "cost per call"
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,7 @@ def make_series(rng: np.random.Generator) -> Series:
 
     kind = str(rng.choice(KINDS, p=KIND_WEIGHTS))
     extra = np.zeros(HOURS)
+    cost_scale = np.ones(HOURS)  # multiplies the cost of every call
     event: Injected | None = None
     mean_rate = float(rate.mean())
     if kind == "spike":
@@ -117,20 +127,28 @@ def make_series(rng: np.random.Generator) -> Series:
     elif kind == "level_shift":
         start = int(rng.integers(3 * 168, HOURS - 4 * 24))
         factor = rng.uniform(1.3, 2.5) if rng.random() < 0.6 else rng.uniform(0.4, 0.75)
-        rate[start:] *= factor
-        event = Injected(kind, start, start + 72)
+        driver = str(rng.choice(DRIVERS))
+        (rate if driver == "calls" else cost_scale)[start:] *= factor
+        event = Injected(kind, start, start + 72, driver)
     elif kind == "creep":
         start = int(rng.integers(int(2.5 * 168), HOURS - 14 * 24))
         ramp = int(rng.uniform(10, 20) * 24)
         per_day = rng.uniform(0.01, 0.03)
         elapsed = np.clip(t - start, 0, ramp)
-        rate *= np.exp(per_day * elapsed / 24)
-        event = Injected(kind, start, min(HOURS, start + ramp + 72))
+        driver = str(rng.choice(DRIVERS))
+        growth_factor = np.exp(per_day * elapsed / 24)
+        if driver == "calls":
+            rate *= growth_factor
+        else:
+            cost_scale *= growth_factor
+        event = Injected(kind, start, min(HOURS, start + ramp + 72), driver)
 
     calls = rng.poisson(rate + extra)
     cv2 = math.exp(cost_sigma**2) - 1
     mean_cost = cost_per_call * math.exp(cost_sigma**2 / 2)
-    spend = np.where(calls > 0, rng.gamma(np.maximum(calls, 1) / cv2, mean_cost * cv2), 0.0)
+    spend = np.where(
+        calls > 0, rng.gamma(np.maximum(calls, 1) / cv2, mean_cost * cost_scale * cv2), 0.0
+    )
     return Series(
         spend=spend,
         calls=calls.astype(np.float64),
@@ -191,7 +209,7 @@ class Score:
 
     def __post_init__(self) -> None:
         self.delays: list[int] = []
-        self.by_kind: dict[str, list[int]] = {k: [0, 0] for k in KINDS[1:]}  # found, total
+        self.by_kind: dict[str, list[int]] = {k: [0, 0] for k in LABELS}  # found, total
 
     @property
     def precision(self) -> float:
@@ -213,11 +231,12 @@ def score(series: Series, detections: list[Detection], tally: Score) -> None:
     matched: Detection | None = None
     if event is not None:
         hits = [d for d in scored if d.start < event.window_end and d.end >= event.start]
-        tally.by_kind[event.kind][1] += 1
+        label = event.kind if event.kind == "spike" else f"{event.kind} ({event.driver})"
+        tally.by_kind[label][1] += 1
         if hits:
             matched = min(hits, key=lambda d: d.detected)
             tally.tp += 1
-            tally.by_kind[event.kind][0] += 1
+            tally.by_kind[label][0] += 1
             tally.delays.append(max(0, matched.detected - event.start))
             tally.right_kind += matched.kind == event.kind
             tally.duplicates += len(hits) - 1

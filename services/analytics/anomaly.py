@@ -29,8 +29,12 @@ Rules, from sharp to slow:
 
 Given hourly call ``counts`` (spend, tokens: amounts that are calls x amount per call), the
 rules read the count-explained amount, calls x the cost per call of the previous week: a
-few calls of uneven cost are noise, more calls (or a cost per call that stays higher, as the
-weekly per-call cost catches up) are not. Impacts are still measured on the amounts.
+few calls of uneven cost are noise, more calls are not. That amount follows a change in the
+cost per call only as the weekly cost per call catches up (days), so a second signal
+watches the cost per call itself: the median over the last 3 and 24 hours of each hour's
+cost per call against the same hour of the previous days. One expensive call moves one
+hour of it; every call getting dearer (another model, longer prompts) moves all of them,
+and is reported as a level shift within hours. Impacts are still measured on the amounts.
 
 An event is reported only once its cumulative ``|observed - expected|`` reaches
 ``min_impact`` (in the series' unit, e.g. dollars); ``detected_at`` is the hour at which
@@ -85,6 +89,9 @@ class AnomalyConfig:
     tail_factor: float = 2.5
     tail_days: int = 28
     burst_hours: int = 3
+    # Given call counts: (hours, z) windows of the median hourly cost per call against the
+    # previous week's, for changes in cost per call at the same call count.
+    cost_windows: tuple[tuple[int, float], ...] = ((3, 14.0), (24, 8.0))
     shift_score: float = 3.0  # short scale: shift_k of the last shift_m hours beyond it
     shift_k: int = 5
     shift_m: int = 6
@@ -145,8 +152,9 @@ def detect_anomalies(
     as unknown otherwise (percentiles). ``min_impact`` is the smallest
     ``|sum(observed - expected)|`` worth reporting, in the series' unit. ``counts`` are the
     hourly call counts on the same ``timestamps`` (additive series only, not percentiles):
-    with them one expensive call among a handful is not read as a runaway spike. Returns
-    anomalies ordered by start.
+    with them one expensive call among a handful is not read as a runaway spike, while a
+    cost per call that rose for every call is still a level shift. Returns anomalies
+    ordered by start.
     """
     cfg = config or AnomalyConfig()
     if min_impact < 0:
@@ -155,24 +163,27 @@ def detect_anomalies(
     if y.size == 0:
         return ()
     signal = y
+    dearer: list[_Event] = []
     if counts is not None:
         _, calls = _hourly_grid(timestamps, counts, missing_as_zero=missing_as_zero)
         if calls.size != y.size:
             raise ValueError("counts must cover the same hours as values")
-        signal = _count_explained(y, calls)
+        signal, per_call = _count_explained(y, calls)
+        dearer = _cost_per_call_changes(y, calls, per_call, cfg)
     expected, spread, day_part = _baseline(signal, cfg)
     score = _robust_score(signal, expected, spread)
 
     capped = np.clip(signal, expected - 3 * spread, expected + 3 * spread)
     window_z = {w: _window_z(capped, expected, hours=w, cfg=cfg) for w in (_DAY, 3 * _DAY)}
-    events: list[_Event] = []
     short_z = _window_excess_z(signal, expected, spread, day_part, hours=cfg.shift_m)
     shifts = _level_shifts(score, short_z, window_z, cfg)
-    events.extend(shifts)
-    events.extend(_spikes_and_drops(signal, expected, spread, day_part, cfg, shifts))
+    spikes = _spikes_and_drops(signal, expected, spread, day_part, cfg)
+    events: list[_Event] = [*shifts, *_outside_shifts(spikes, shifts)]
     events.extend(_creep(capped, expected, cfg, shifts))
     for event in shifts:
         _reshape(event, capped=capped, expected=expected, cfg=cfg)
+    if dearer:
+        events = _absorb(dearer, events, gap=cfg.merge_gap_hours, n=y.size, cfg=cfg)
     events.sort(key=lambda e: (e.start, e.end))
 
     out: list[Anomaly] = []
@@ -200,7 +211,7 @@ def _robust_score(y: FloatArray, expected: FloatArray, spread: FloatArray) -> Fl
     return score
 
 
-def _count_explained(y: FloatArray, calls: FloatArray) -> FloatArray:
+def _count_explained(y: FloatArray, calls: FloatArray) -> tuple[FloatArray, FloatArray]:
     """The part of an hour's amount that its call count explains: calls x the cost per call
     of the previous week (causal). What a few calls of uneven cost add on top is noise to
     the rules; more calls, or a cost per call that stays higher, is not. Hours whose last
@@ -223,7 +234,7 @@ def _count_explained(y: FloatArray, calls: FloatArray) -> FloatArray:
     if some.any():
         per_call[some] = np.nanmedian(lagged[:, some], axis=0)
     explained: FloatArray = np.where(np.isfinite(per_call), calls * per_call, y)
-    return np.where(known, explained, np.nan)
+    return np.where(known, explained, np.nan), per_call
 
 
 def seasonal_baseline(
@@ -303,13 +314,22 @@ def _day_to_day_sigma(y: FloatArray, expected: FloatArray) -> FloatArray:
             if total_e > 0 and total_y > 0:
                 ratios[d] = math.log(total_y / total_e)
     for d in range(days + 1):
-        past = ratios[max(0, d - 21) : d]
+        past = ratios[_same_mode_start(max(0, d - 21), d, need=7, weekly_from=14) : d]
         past = past[np.isfinite(past)]
         if past.size >= 7:
             centre = float(np.median(past))
             sigma = _MAD_TO_SIGMA * float(np.median(np.abs(past - centre)))
             out[d * _DAY : (d + 1) * _DAY] = sigma
     return out
+
+
+def _same_mode_start(lo: int, end: int, *, need: int, weekly_from: int = 2 * _WEEK) -> int:
+    """Where the history ``[lo, end)`` used to calibrate noise should begin: hour-of-day
+    baselines (before two weeks) miss weekends, so their residuals would inflate the noise
+    of the hour-of-week phase; skip them once ``need`` same-phase points exist."""
+    if end - max(lo, weekly_from) >= need:
+        return max(lo, weekly_from)
+    return lo
 
 
 def _trimmed_mean(window: FloatArray, trim: float) -> FloatArray:
@@ -331,7 +351,7 @@ def _noise_model_spread(y: FloatArray, expected: FloatArray) -> FloatArray:
     out = np.full(n, np.nan)
     residual = y - expected
     for day_start in range(0, n, _DAY):
-        lo = max(0, day_start - 14 * _DAY)
+        lo = _same_mode_start(max(0, day_start - 14 * _DAY), day_start, need=7 * _DAY)
         e = expected[lo:day_start]
         r = residual[lo:day_start]
         ok = np.isfinite(e) & np.isfinite(r)
@@ -399,7 +419,13 @@ def _window_z(
     z = np.full(n, np.nan)
     lookback = cfg.window_history_days * _DAY
     for day_start in range(0, n, _DAY):
-        past = log_ratio[max(0, day_start - lookback) : day_start]
+        lo = _same_mode_start(
+            max(0, day_start - lookback),
+            day_start,
+            need=7 * _DAY,
+            weekly_from=2 * _WEEK + hours - 1,  # windows wholly on hour-of-week baselines
+        )
+        past = log_ratio[lo:day_start]
         past = past[np.isfinite(past)]
         if past.size < 4 * _DAY:
             continue
@@ -539,7 +565,6 @@ def _spikes_and_drops(
     spread: FloatArray,
     day_part: FloatArray,
     cfg: AnomalyConfig,
-    shifts: list[_Event],
 ) -> list[_Event]:
     """Single hours, or bursts of ``burst_hours``, far outside the baseline."""
     events: list[_Event] = []
@@ -567,17 +592,145 @@ def _spikes_and_drops(
             hot[: 2 * _WEEK] = False
         for start, end in _runs(hot):
             confirmed = int(fired_at[start : end + 1].min())
-            # A sharp start of a level shift is the shift, raised as early as the spike.
-            owner = next(
-                (e for e in shifts if e.sign == sign and e.start - 1 <= end and start <= e.end + 1),
-                None,
-            )
-            if owner is not None:
-                owner.start = min(owner.start, start)
-                owner.confirmed = min(owner.confirmed, confirmed)
-                continue
             events.append(_Event(kind, start, end, confirmed, sign))
     return events
+
+
+def _outside_shifts(spikes: list[_Event], shifts: list[_Event]) -> list[_Event]:
+    """The spikes and drops that are not the sharp start of a level shift; a shift that
+    starts with one is raised as early as the spike."""
+    kept: list[_Event] = []
+    for spike in spikes:
+        owner = next(
+            (
+                e
+                for e in shifts
+                if e.sign == spike.sign and e.start - 1 <= spike.end and spike.start <= e.end + 1
+            ),
+            None,
+        )
+        if owner is None:
+            kept.append(spike)
+        else:
+            owner.start = min(owner.start, spike.start)
+            owner.confirmed = min(owner.confirmed, spike.confirmed)
+    return kept
+
+
+def _cost_per_call_changes(
+    y: FloatArray, calls: FloatArray, per_call: FloatArray, cfg: AnomalyConfig
+) -> list[_Event]:
+    """Level shifts in the cost per call, which the count-explained amount follows only as
+    its weekly cost per call catches up (days). The statistic is the median, over the last
+    ``hours`` hours, of each hour's cost per call against the previous week's: one expensive
+    call moves one hour of it, a dearer cost per call moves all of them. It is scored
+    against its own recent history (median and MAD, refreshed daily), like the window
+    statistics of ``_level_shifts``. An episode lasts while a window stays beyond
+    ``keep_z``; one that is over within ``transient_hours`` is a spike or drop."""
+    n = y.size
+    hourly = np.full(n, np.nan)
+    priced = np.isfinite(y) & (y > 0) & (calls > 0)
+    hourly[priced] = y[priced] / calls[priced]
+    # Against the same hour of the previous seven days (median), not the week's average:
+    # the mix of work, and so the cost per call, can follow the time of day.
+    lagged = np.full((7, n), np.nan)
+    for k in range(1, 8):
+        lagged[k - 1, k * _DAY :] = hourly[: max(0, n - k * _DAY)]
+    seen = np.sum(np.isfinite(lagged), axis=0) >= 4
+    reference = np.full(n, np.nan)
+    if seen.any():
+        reference[seen] = np.nanmedian(lagged[:, seen], axis=0)
+    # Hours without their own history fall back on the weekly cost per call.
+    reference = np.where(np.isfinite(reference), reference, per_call)
+    ok = priced & np.isfinite(reference) & (reference > 0)
+    ratio = np.full(n, np.nan)
+    ratio[ok] = np.log(hourly[ok] / reference[ok])
+    z: dict[int, FloatArray] = {}
+    for hours, _ in cfg.cost_windows:
+        padded = np.concatenate([np.full(hours - 1, np.nan), ratio])
+        windows = sliding_window_view(padded, hours)
+        enough = np.sum(np.isfinite(windows), axis=1) >= (hours + 1) // 2
+        rolling = np.full(n, np.nan)
+        if enough.any():
+            rolling[enough] = np.nanmedian(windows[enough], axis=1)
+        z[hours] = _standardise(rolling, cfg, need=4 * _DAY)
+    hourly_z = _standardise(ratio, cfg, need=4 * _DAY)
+    events: list[_Event] = []
+    for sign in (1, -1):
+        fire = np.zeros(n, dtype=bool)
+        keep = np.zeros(n, dtype=bool)
+        for hours, bar in cfg.cost_windows:
+            signed = sign * np.nan_to_num(z[hours], nan=0.0)
+            fire |= signed >= bar
+            keep |= signed >= cfg.keep_z
+        fire[: 2 * _WEEK] = False  # the same warm-up as other persistent rules
+        hour = 0
+        while hour < n:
+            if not fire[hour]:
+                hour += 1
+                continue
+            start = _onset(sign * np.nan_to_num(hourly_z, nan=0.0), end=hour, span=2 * _DAY)
+            end = hour
+            while end + 1 < n and keep[end + 1]:
+                end += 1
+            previous = events[-1] if events and events[-1].sign == sign else None
+            if previous is not None and start - previous.end <= cfg.merge_gap_hours:
+                previous.end = max(previous.end, end)
+            else:
+                events.append(_Event("level_shift", start, end, hour, sign))
+            hour = end + 1
+    for event in events:
+        if event.end < n - 1 and event.end - event.start + 1 <= cfg.transient_hours:
+            event.kind = "spike" if event.sign > 0 else "drop"
+    return events
+
+
+def _standardise(stat: FloatArray, cfg: AnomalyConfig, *, need: int) -> FloatArray:
+    """``(stat - centre) / scale`` with the median and MAD of the statistic over the
+    previous ``window_history_days`` days, refreshed daily (causal); NaN until ``need``
+    known hours of history."""
+    n = stat.size
+    z = np.full(n, np.nan)
+    lookback = cfg.window_history_days * _DAY
+    for day_start in range(0, n, _DAY):
+        past = stat[max(0, day_start - lookback) : day_start]
+        past = past[np.isfinite(past)]
+        if past.size < need:
+            continue
+        centre = float(np.median(past))
+        scale = max(_MAD_TO_SIGMA * float(np.median(np.abs(past - centre))), 0.01)
+        rows = slice(day_start, min(n, day_start + _DAY))
+        z[rows] = (stat[rows] - centre) / scale
+    return z
+
+
+def _absorb(
+    primary: list[_Event], others: list[_Event], *, gap: int, n: int, cfg: AnomalyConfig
+) -> list[_Event]:
+    """One episode, one event: a cost-per-call change and what the count-explained rules
+    see of it (at once if calls moved too, days later as the weekly cost per call catches
+    up) are merged, keeping the earliest start and detection."""
+    merged = list(others)
+    for event in primary:
+        joined = [
+            e
+            for e in merged
+            if e.sign == event.sign and e.start <= event.end + gap and event.start <= e.end + gap
+        ]
+        if not joined:
+            merged.append(event)
+            continue
+        first = min(joined, key=lambda e: e.start)
+        for e in joined:
+            if e is not first:
+                merged.remove(e)
+        first.kind = "level_shift" if first.kind in ("spike", "drop") else first.kind
+        first.end = max(event.end, *(e.end for e in joined))
+        first.start = min(event.start, first.start)
+        first.confirmed = min(event.confirmed, *(e.confirmed for e in joined))
+        if first.end < n - 1 and first.end - first.start + 1 <= cfg.transient_hours:
+            first.kind = "spike" if first.sign > 0 else "drop"
+    return merged
 
 
 def _window_excess_z(
@@ -609,12 +762,15 @@ def _trailing_sum(x: FloatArray, hours: int) -> FloatArray:
     return out
 
 
-def _tail_threshold(signed: FloatArray, cfg: AnomalyConfig) -> FloatArray:
+def _tail_threshold(
+    signed: FloatArray, cfg: AnomalyConfig, *, floor: float | None = None
+) -> FloatArray:
     """Spike threshold per hour: ``spike_score``, raised for series whose own recent scores
     show a heavy tail (a few calls an hour of very uneven cost): ``tail_factor`` times the
     ``tail_quantile`` of the previous ``tail_days`` days' scores, refreshed daily."""
     n = signed.size
-    out = np.full(n, cfg.spike_score)
+    least = cfg.spike_score if floor is None else floor
+    out = np.full(n, least)
     finite = np.where(np.isfinite(signed), signed, np.nan)
     for day_start in range(0, n, _DAY):
         past = finite[max(0, day_start - cfg.tail_days * _DAY) : day_start]
@@ -622,7 +778,7 @@ def _tail_threshold(signed: FloatArray, cfg: AnomalyConfig) -> FloatArray:
         if past.size < 2 * _DAY:
             continue
         ref = float(np.quantile(past, cfg.tail_quantile))
-        out[day_start : day_start + _DAY] = max(cfg.spike_score, cfg.tail_factor * ref)
+        out[day_start : day_start + _DAY] = max(least, cfg.tail_factor * ref)
     return out
 
 

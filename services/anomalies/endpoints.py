@@ -17,7 +17,10 @@ def list_anomalies(
     session: SessionDep,
     auth: ReadKey,
     since: datetime | None = None,
-    metric: Literal["spend", "calls"] | None = None,
+    metric: Literal[
+        "spend", "calls", "request_cost_p50", "request_cost_p99", "request_tokens_p50",
+        "request_tokens_p99",
+    ] | None = None,
     dimension: Literal["project", "provider", "model", "feature", "customer"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AnomalyOut]:

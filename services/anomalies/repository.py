@@ -1,4 +1,5 @@
-"""Hourly series and breakdowns for anomaly detection, read from ``call_rollups``."""
+"""Hourly series and breakdowns for anomaly detection, read from ``call_rollups`` (spend,
+calls) and ``request_rollups`` (percentiles of per-request cost and tokens)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,18 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from services.analytics.sketch import LogHistogram
 from services.models import DetectedAnomaly, Project
 from services.models.rollup import GRAIN_FULL, GRAIN_NO_CUSTOMER
+from services.rollups.sql import ZERO_KEY
 
 DIMENSIONS = ("provider", "model", "feature", "customer")
 TOKEN_SUMS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
               "reasoning_tokens")
+
+REQUEST_DIMENSIONS = ("feature", "customer")  # a request spans providers and models
+REQUEST_HISTOGRAMS = ("request_cost", "request_tokens")
+PERCENTILES = {"p50": 0.5, "p99": 0.99}
 
 SeriesKey = tuple[str, str]  # (dimension, value); ("project", "") for the whole project
 
@@ -51,6 +58,53 @@ def hourly_series(
         for value, hour, cost, calls in rows:
             out[(dim, value)].append((hour, cost, calls))
     return dict(out)
+
+
+def request_percentile_series(
+    session: Session, *, project_id: int, start: datetime, end: datetime, top_values: int,
+    min_requests: dict[str, int],
+) -> dict[SeriesKey, dict[str, list[tuple[datetime, float]]]]:
+    """Hourly p50 and p99 of per-request cost and tokens, per series: the project and the
+    ``top_values`` biggest values (by cost) of feature and customer. Metric names are
+    ``request_cost_p50`` and so on. An hour gets a percentile only when it holds
+    ``min_requests[pXX]`` settled requests: the p99 of a handful of requests is their
+    maximum, not a percentile. Percentiles interpolate between 1 %-accurate order
+    statistics, as ``/v1/percentiles`` does by default."""
+    params = {"p": project_id, "a": start, "b": end, "n": top_values}
+    out: dict[SeriesKey, dict[str, list[tuple[datetime, float]]]] = defaultdict(
+        lambda: defaultdict(list))
+    for dimension in ("project", *REQUEST_DIMENSIONS):
+        grain = GRAIN_FULL if dimension == "customer" else GRAIN_NO_CUSTOMER
+        if dimension == "project":
+            value, scope = "''", ""
+        else:
+            value = dimension
+            scope = f"""and {dimension} in (
+                select {dimension} from request_rollups
+                where project_id = :p and grain = {grain} and hour >= :a and hour < :b
+                group by 1 order by sum(cost_usd) desc, sum(requests) desc limit :n)"""
+        for column in REQUEST_HISTOGRAMS:
+            rows = session.execute(text(f"""
+                select {value}, r.hour, u.k, sum(u.n)::bigint
+                from request_rollups r, unnest(r.{column}_keys, r.{column}_counts) as u(k, n)
+                where r.project_id = :p and r.grain = {grain} and r.hour >= :a and r.hour < :b
+                      {scope}
+                group by 1, 2, 3 order by 1, 2"""), params)
+            cells: dict[tuple[str, datetime], dict[int, int]] = defaultdict(dict)
+            for v, hour, key, n in rows:
+                cells[(v, hour)][int(key)] = int(n)
+            for (v, hour), counts in cells.items():
+                zero = counts.pop(ZERO_KEY, 0)
+                keys = sorted(counts)
+                histogram = LogHistogram.from_sparse(keys, [counts[k] for k in keys], zero)
+                wanted = [(name, q) for name, q in PERCENTILES.items()
+                          if histogram.count >= min_requests[name]]
+                if not wanted:
+                    continue
+                values = histogram.interpolated_quantiles([q for _, q in wanted])
+                for (name, _), x in zip(wanted, values, strict=True):
+                    out[(dimension, v)][f"{column}_{name}"].append((hour, x))
+    return {key: dict(metrics) for key, metrics in out.items()}
 
 
 def breakdown(

@@ -8,8 +8,10 @@ from pydantic import BaseModel
 
 class AnomalyOut(BaseModel):
     """An anomalous episode. Figures are per-hour means over it; ``impact`` is the summed
-    excess (USD for spend, calls for calls); ``likely_cause`` names what explains most of
-    the change."""
+    excess (USD for spend, calls for calls; for ``request_cost_p50``/``p99`` and
+    ``request_tokens_p50``/``p99``, the hourly percentile of per-request USD or tokens,
+    summed over the episode's hours); ``likely_cause`` names what explains most of the
+    change."""
 
     id: int
     metric: str

@@ -1,10 +1,12 @@
-"""Detect anomalies in hourly spend and calls, per project and per dimension value,
-record them with their likely cause, and raise one alert per spend episode."""
+"""Detect anomalies in hourly spend and calls, and in the p50/p99 of per-request cost and
+tokens, per project and per dimension value; record them with their likely cause, and raise
+one alert per spend episode."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from statistics import median
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -25,6 +27,14 @@ TOP_VALUES = 15  # per dimension, by spend: the long tail is watched through the
 RECENT = timedelta(hours=48)  # episodes ending earlier are history, not news
 BEFORE_WINDOW = timedelta(days=7)
 MIN_IMPACT = {"spend": 1.0, "calls": 100.0}
+# Per-request percentiles: an hour needs this many settled requests to have one.
+MIN_REQUESTS = {"p50": 10, "p99": 50}
+# A percentile episode must add up to this many typical hours of the series' own median
+# (e.g. +25 % for four hours), so the bar scales with what a request usually costs.
+PERCENTILE_MIN_IMPACT_HOURS = 1.0
+# Percentiles move by level shifts and creep; one hour's p99 jumping is one unusual
+# request, which is what a p99 is for, not an anomaly.
+PERCENTILE_KINDS = ("level_shift", "creep")
 _HOUR = timedelta(hours=1)
 
 
@@ -54,11 +64,16 @@ def detect_project(
     alertable: list[DetectedAnomaly] = []
     for key, points in series.items():
         grid_start = points[0][0]
+        # the trailing empty hour pins the grid to the last complete hour
+        stamps = [p[0] for p in points] + [end - _HOUR]
+        calls = [p[2] for p in points] + [0.0]
         for metric in ("spend", "calls"):
             found = detect_anomalies(
-                timestamps=[p[0] for p in points] + [end - _HOUR],
-                # the trailing 0 pins the grid to the last hour
-                values=[p[1] if metric == "spend" else p[2] for p in points] + [0.0],
+                timestamps=stamps,
+                values=[p[1] for p in points] + [0.0] if metric == "spend" else calls,
+                # Spend given its call counts: one expensive call among a few is not a
+                # spike, while more calls or a dearer cost per call are (see the detector).
+                counts=calls if metric == "spend" else None,
                 min_impact=thresholds[metric],
             )
             for anomaly in found:
@@ -71,14 +86,46 @@ def detect_project(
                     report.new.append(row.id)
                 if metric == "spend" and anomaly.impact > 0:
                     alertable.append(row)
+    _detect_request_percentiles(session, project_id=project_id, end=end, now=now,
+                                report=report)
     report.alerts = _alert(session, project_id=project_id, candidates=alertable, now=now)
     return report
+
+
+def _detect_request_percentiles(session: Session, *, project_id: int, end: datetime,
+                                now: datetime, report: DetectionReport) -> None:
+    """Creep and level shifts in the hourly p50/p99 of per-request cost and tokens, per
+    project, feature and customer. Hours without enough requests are unknown, not 0."""
+    series = repository.request_percentile_series(
+        session, project_id=project_id, start=end - SERIES_HOURS * _HOUR, end=end,
+        top_values=TOP_VALUES, min_requests=MIN_REQUESTS)
+    for key, metrics in series.items():
+        for metric, points in metrics.items():
+            typical = float(median(p[1] for p in points))
+            if typical <= 0:
+                continue
+            found = detect_anomalies(
+                timestamps=[p[0] for p in points], values=[p[1] for p in points],
+                missing_as_zero=False, min_impact=PERCENTILE_MIN_IMPACT_HOURS * typical)
+            for anomaly in found:
+                if (anomaly.kind not in PERCENTILE_KINDS
+                        or anomaly.end + _HOUR < end - RECENT or anomaly.start < points[0][0]):
+                    continue
+                row, inserted = _record(session, project_id=project_id, key=key,
+                                        metric=metric, anomaly=anomaly, now=now)
+                report.anomalies.append(row.id)
+                if inserted:
+                    report.new.append(row.id)
 
 
 def _record(session: Session, *, project_id: int, key: SeriesKey, metric: str,
             anomaly: Anomaly, now: datetime) -> tuple[DetectedAnomaly, bool]:
     start, stop = anomaly.start, anomaly.end + _HOUR
-    measure = "cost_usd" if metric == "spend" else "calls"
+    # What moved underneath: cost for spend and per-request cost, calls for calls, tokens
+    # for per-request tokens (by model, feature, customer, and token type).
+    measure = ("calls" if metric == "calls"
+               else "input_tokens + output_tokens" if metric.startswith("request_tokens")
+               else "cost_usd")
     before, tokens_before = repository.breakdown(
         session, project_id=project_id, series=key, measure=measure,
         start=start - BEFORE_WINDOW, end=start)
@@ -88,7 +135,7 @@ def _record(session: Session, *, project_id: int, key: SeriesKey, metric: str,
     explained = explain_change(
         before=before, after=after, before_hours=BEFORE_WINDOW / _HOUR, after_hours=hours,
         tokens_before=tokens_before, tokens_after=tokens_after,
-        unit="$" if metric == "spend" else "",
+        unit="" if measure != "cost_usd" else "$",
     )
     explanation = {
         "phrases": list(explained.phrases),

@@ -19,7 +19,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from services.models.base import Base
 
-ANOMALY_METRICS = ("spend", "calls")
+ANOMALY_METRICS = (
+    "spend",
+    "calls",
+    "request_cost_p50",
+    "request_cost_p99",
+    "request_tokens_p50",
+    "request_tokens_p99",
+)
 ANOMALY_DIMENSIONS = ("project", "provider", "model", "feature", "customer")
 
 
@@ -33,7 +40,11 @@ class DetectedAnomaly(Base):
 
     __tablename__ = "anomalies"
     __table_args__ = (
-        CheckConstraint("metric in ('spend', 'calls')", name="metric"),
+        CheckConstraint(
+            "metric in ('spend', 'calls', 'request_cost_p50', 'request_cost_p99', "
+            "'request_tokens_p50', 'request_tokens_p99')",
+            name="metric",
+        ),
         UniqueConstraint("project_id", "metric", "dimension", "value", "start_hour"),
         Index("ix_anomalies_project_detected", "project_id", "detected_at"),
     )

@@ -295,3 +295,23 @@ def test_gappy_series_raise_no_numpy_warnings() -> None:
                 counts=np.where(np.isfinite(spend), 10.0, np.nan),
                 missing_as_zero=missing_as_zero,
             )
+
+
+def test_dearer_calls_at_the_same_count_are_a_level_shift_given_counts() -> None:
+    rng = np.random.default_rng(2)
+    hours = 6 * 168
+    calls = rng.poisson(30.0, hours).astype(np.float64)
+    at = 5 * 168 + 24 * 2 + 10  # a deploy switches every call to a dearer model
+    price = np.where(np.arange(hours) >= at, 3.0, 1.0)
+    spend = np.array(
+        [p * rng.lognormal(-4.0, 0.8, int(c)).sum() for p, c in zip(price, calls, strict=True)]
+    )
+    stamps = [START + i * HOUR for i in range(hours)]
+    found = detect_anomalies(
+        timestamps=stamps, values=spend, counts=calls, min_impact=float(np.mean(spend[:at]))
+    )
+    assert [a.kind for a in found] == ["level_shift"]
+    (shift,) = found
+    assert abs(hour_of(shift.start) - at) <= 3
+    assert hour_of(shift.detected_at) - at <= 12  # hours, not the days the weekly cost takes
+    assert shift.observed / shift.expected == pytest.approx(3.0, rel=0.25)
