@@ -206,7 +206,9 @@ signed as (
     select project_id, -1 as sign, old_rolled as c from changed where old_rolled is not null
 ),
 parts as (
-    select s.project_id, (s.c->>'hour')::timestamptz as hour, s.c->>'feature' as feature,
+    select s.project_id, (s.c->>'hour')::timestamptz as hour,
+           date_trunc('day', (s.c->>'hour')::timestamptz, 'UTC') as day,
+           s.c->>'feature' as feature,
            s.c->>'customer' as customer, s.c->>'environment' as environment, s.sign,
            (s.c->>'calls')::bigint as calls, (s.c->>'unpriced_calls')::bigint as unpriced_calls,
            {", ".join(f"(s.c->>'{t}')::bigint as {t}" for t in TOKEN_COLUMNS)},
@@ -214,9 +216,12 @@ parts as (
            (s.c->>'tokens_key')::int as tokens_key, (s.c->>'calls_key')::int as calls_key
     from signed s
 ),
+-- grain 0: hour, every dimension; 1: hour, customers summed away; 2: UTC day, customers
+-- summed away (the "hour" column holds the day's start).
 cells as (
-    select project_id, grouping(customer)::smallint as grain, hour, feature,
-           coalesce(customer, '') as customer, environment,
+    select project_id,
+           (case when grouping(hour) = 1 then 2 else grouping(customer) end)::smallint as grain,
+           coalesce(hour, day) as hour, feature, coalesce(customer, '') as customer, environment,
            sum(sign)::bigint as requests, sum(sign * calls)::bigint as calls,
            sum(sign * unpriced_calls)::bigint as unpriced_calls,
            {", ".join(f"sum(sign * {t})::bigint as {t}" for t in TOKEN_COLUMNS)},
@@ -225,7 +230,8 @@ cells as (
            array_agg(calls_key) as calls_list, array_agg(sign) as signs
     from parts
     group by grouping sets ((project_id, hour, feature, customer, environment),
-                            (project_id, hour, feature, environment))
+                            (project_id, hour, feature, environment),
+                            (project_id, day, feature, environment))
 )
 insert into request_rollups as r (
     project_id, grain, hour, feature, customer, environment, requests, calls, unpriced_calls,

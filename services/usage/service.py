@@ -4,15 +4,17 @@ rollups have not consumed yet (so a call is visible within seconds of its ingest
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from services.analytics.sketch import LogHistogram
 from services.core.errors import BadRequest
-from services.models.rollup import GRAIN_FULL, GRAIN_NO_CUSTOMER
+from services.models.rollup import GRAIN_DAY_NO_CUSTOMER, GRAIN_FULL, GRAIN_NO_CUSTOMER
 from services.rollups import sql as rollup_sql
 from services.usage.params import MAX_GROUPS, Selection
 from services.usage.schemas import (
@@ -82,6 +84,41 @@ def _params(sel: Selection) -> dict[str, Any]:
         "tz": sel.tz,
         "grain": GRAIN_FULL if sel.involves_customer else GRAIN_NO_CUSTOMER,
     }
+
+
+def _whole_utc_days(sel: Selection) -> tuple[datetime, datetime] | None:
+    """The whole UTC days of the range, if daily request cells can answer for them: customers
+    not involved, buckets of a day or longer, and a time zone at UTC offset 0 throughout (so
+    a UTC day is one local day). ``None`` otherwise."""
+    if sel.involves_customer or sel.interval == "hour":
+        return None
+    midnight = sel.start.replace(hour=0)
+    first = midnight if midnight == sel.start else midnight + timedelta(days=1)
+    last = sel.end.replace(hour=0)
+    if first >= last:
+        return None
+    zone = ZoneInfo(sel.tz)
+    # Offsets change for months at a time (DST), so one look a day, plus both ends, sees any.
+    days = (last - midnight).days
+    instants = [sel.start, sel.end - timedelta(microseconds=1)]
+    instants += [midnight + timedelta(days=n) for n in range(days + 1)]
+    if any(at.astimezone(zone).utcoffset() != timedelta(0) for at in instants):
+        return None
+    return first, last
+
+
+def _request_cells(sel: Selection, params: dict[str, Any]) -> str:
+    """Which request cells cover the range: whole UTC days from daily cells when they can
+    answer (see ``_whole_utc_days``), the hours at either end from hourly cells."""
+    days = _whole_utc_days(sel)
+    if days is None:
+        return "r.grain = :grain and r.hour >= :start and r.hour < :end"
+    params["day_a"], params["day_b"] = days
+    return (
+        f"((r.grain = {GRAIN_DAY_NO_CUSTOMER} and r.hour >= :day_a and r.hour < :day_b) "
+        "or (r.grain = :grain and ((r.hour >= :start and r.hour < :day_a) "
+        "or (r.hour >= :day_b and r.hour < :end))))"
+    )
 
 
 def _group(sel: Selection, values: tuple[Any, ...]) -> dict[str, str | None]:
@@ -163,7 +200,7 @@ def _request_counts(session: Session, sel: Selection) -> dict[tuple[Any, ...], i
         select {_bucket("r.hour", sel.interval)} at time zone :tz as bucket{dims},
                sum(r.requests)::bigint
         from request_rollups r
-        where r.project_id = :p and r.grain = :grain and r.hour >= :start and r.hour < :end
+        where r.project_id = :p and {_request_cells(sel, params)}
               {_where(sel, raw=False, params=params)}
         group by 1{"".join(f", {i + 2}" for i in range(len(sel.group_by)))}
     """),
@@ -196,11 +233,16 @@ def query_percentiles(
     dims = list(sel.group_by)
     cell_dims = "".join(f", r.{d}" for d in dims)
     group_cols = "".join(f", d{i}" for i in range(len(dims)))
+    cells = (
+        _request_cells(sel, params)
+        if table == "request_rollups"
+        else "r.grain = :grain and r.hour >= :start and r.hour < :end"
+    )
     parts = [
         f"""
         select {_bucket("r.hour", sel.interval)}{cell_dims}, u.k, u.n
         from {table} r, unnest(r.{column}_keys, r.{column}_counts) as u(k, n)
-        where r.project_id = :p and r.grain = :grain and r.hour >= :start and r.hour < :end
+        where r.project_id = :p and {cells}
               {_where(sel, raw=False, params=params)}
     """
     ]

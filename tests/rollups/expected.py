@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
@@ -103,9 +104,10 @@ def expected_request_cells(
 ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     cells: dict[tuple[Any, ...], Cell] = defaultdict(Cell)
     for (project_id, _), r in requests.items():
-        for grain in (0, 1):
+        day = r["hour"].astimezone(UTC).replace(hour=0)
+        for grain, at in ((0, r["hour"]), (1, r["hour"]), (2, day)):
             customer = r["customer"] if grain == 0 else ""
-            cell = cells[(project_id, grain, r["hour"], r["feature"], customer, r["environment"])]
+            cell = cells[(project_id, grain, at, r["feature"], customer, r["environment"])]
             cell.counts["requests"] += 1
             cell.counts["calls"] += r["calls"]
             cell.counts["unpriced_calls"] += r["unpriced_calls"]

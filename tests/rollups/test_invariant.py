@@ -20,13 +20,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.analytics.sketch import LogHistogram
 from services.ingest.repository import write_calls
 from services.ingest.service import CALL_COLUMNS
-from services.partitions.service import maintain_partitions
 from services.rollups.service import advance_calls, settle_requests
 from tests.conftest import _truncate_all
 from tests.factories import make_project
 from tests.rollups import expected
+from tests.rollups.conftest import BASE
 
-BASE = datetime(2026, 3, 2, tzinfo=UTC)
 FAR_FUTURE = datetime.now(UTC) + timedelta(days=1)
 
 
@@ -214,13 +213,6 @@ def _from_keys(keys: list[int], counts: list[int]) -> LogHistogram:
     zero = sum(c for k, c in zip(keys, counts, strict=True) if k == expected.ZERO_KEY)
     pairs = [(k, c) for k, c in zip(keys, counts, strict=True) if k != expected.ZERO_KEY]
     return LogHistogram.from_sparse([k for k, _ in pairs], [c for _, c in pairs], zero)
-
-
-@pytest.fixture
-def prepared(engine: Engine, session_factory: sessionmaker[Session]) -> sessionmaker[Session]:
-    with session_factory.begin() as session:
-        maintain_partitions(session, today=BASE.date(), ahead_days=3)
-    return session_factory
 
 
 @settings(

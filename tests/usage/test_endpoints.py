@@ -241,16 +241,87 @@ def test_keys_decide_what_is_seen(
 
 
 def test_filters_narrow_every_answer(
-    api: TestClient, keys: dict[str, str], session_factory: sessionmaker[Session],
+    api: TestClient,
+    keys: dict[str, str],
+    session_factory: sessionmaker[Session],
 ) -> None:
     _seed(session_factory, int(keys["project_id"]), roll=True)
     params = {"from": DAY.isoformat(), "to": (DAY + timedelta(days=1)).isoformat()}
-    usage = api.get("/v1/usage", headers=_auth(keys["read"]),
-                    params={**params, "feature": "search", "group_by": "feature"}).json()
+    usage = api.get(
+        "/v1/usage",
+        headers=_auth(keys["read"]),
+        params={**params, "feature": "search", "group_by": "feature"},
+    ).json()
     assert [row["group"]["feature"] for row in usage["rows"]] == ["search"]
-    calls = api.get("/v1/calls", headers=_auth(keys["read"]),
-                    params={**params, "customer": "initech", "limit": 500}).json()["items"]
+    calls = api.get(
+        "/v1/calls",
+        headers=_auth(keys["read"]),
+        params={**params, "customer": "initech", "limit": 500},
+    ).json()["items"]
     assert calls and {call["customer"] for call in calls} == {"initech"}
-    refused = api.get("/v1/requests", headers=_auth(keys["read"]),
-                      params={**params, "model": "gpt-4o"})
+    refused = api.get(
+        "/v1/requests", headers=_auth(keys["read"]), params={**params, "model": "gpt-4o"}
+    )
     assert refused.status_code == 400 and refused.json()["field"] == "filters"
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Europe/Paris"])
+def test_request_percentiles_over_partial_days_count_every_request_once(
+    api: TestClient,
+    keys: dict[str, str],
+    session_factory: sessionmaker[Session],
+    tz: str,
+) -> None:
+    """Whole UTC days come from daily cells (UTC) or hourly ones (Paris), the hours at either
+    end from hourly cells: per local day and feature, each request counts exactly once."""
+    from services.models import Project
+
+    with session_factory.begin() as session:
+        project = session.get(Project, int(keys["project_id"]))
+        assert project is not None
+        for i in range(72 * 2):  # two requests an hour over three days
+            make_call(
+                session,
+                project=project,
+                request_id=f"req-{i}",
+                started_at=DAY + timedelta(minutes=30 * i),
+                feature="search" if i % 3 else "chat",
+                cost=str(Decimal("0.001") * (1 + i % 17)),
+            )
+    with session_factory.begin() as session:
+        advance_calls(session)
+    with session_factory.begin() as session:
+        settle_requests(session, now=datetime.now(UTC) + timedelta(hours=1))
+    start, end = DAY + timedelta(hours=7), DAY + timedelta(days=2, hours=17)
+    response = api.get(
+        "/v1/percentiles",
+        headers=_auth(keys["read"]),
+        params={
+            "metric": "request_cost",
+            "q": "0.5",
+            "group_by": "feature",
+            "interval": "day",
+            "tz": tz,
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+        },
+    )
+    assert response.status_code == 200, response.text
+    got = {
+        (datetime.fromisoformat(r["bucket"]), r["group"]["feature"]): r["count"]
+        for r in response.json()["rows"]
+    }
+    with session_factory() as session:
+        exact = {
+            (day, feature): n
+            for day, feature, n in session.execute(
+                text(
+                    "select date_trunc('day', first_started_at at time zone :tz) "
+                    "at time zone :tz, feature, count(*) from requests "
+                    "where first_started_at >= :a and first_started_at < :b group by 1, 2"
+                ),
+                {"tz": tz, "a": start, "b": end},
+            )
+        }
+    assert got == exact
+    assert len({day for day, _ in got}) >= 3
