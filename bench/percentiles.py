@@ -552,7 +552,8 @@ ROLLUP_LABELS = {
     "insert into call_rollups": "advance: call cells",
     "insert into requests": "advance: requests",
     "with due as": "settle: request cells",
-    "delete from request_rollups": "settle: drop empty cells",
+    "delete from request_rollups": "advance: drop empty request cells",
+    "offset :n limit 1": "advance: step boundary",
 }
 
 
@@ -868,7 +869,7 @@ def explain_everything(
             flush=True,
         )
     with factory() as session:
-        session.execute(text("truncate call_rollups, request_rollups, requests"))
+        session.execute(text("truncate call_rollups, request_rollups, requests, request_queue"))
         session.execute(text("update rollup_state set watermark = 0"))
         upper = session.execute(text("select pg_snapshot_xmin(pg_current_snapshot())::text"))
         bounds = {"from_xid": "0", "to_xid": upper.scalar_one()}
@@ -880,7 +881,6 @@ def explain_everything(
                 rollup_sql.SETTLE_REQUESTS,
                 {
                     "cutoff": datetime.now(UTC) + timedelta(minutes=1),
-                    "now": datetime.now(UTC) + timedelta(minutes=3),
                     "batch": settle_batch,
                 },
             ),
@@ -1026,7 +1026,7 @@ def main() -> None:
                     text(
                         "select (select coalesce(sum(calls), 0) from call_rollups where grain = 1),"
                         " (select coalesce(sum(requests), 0) from request_rollups where grain = 1),"
-                        " (select count(*) from requests where settled_at is null)"
+                        " (select count(*) from request_queue)"
                     )
                 ).one()
             vacuum_s = vacuum(engine, "call_rollups, request_rollups, requests")

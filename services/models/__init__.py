@@ -11,7 +11,13 @@ from services.models.forecast import BudgetForecastRow
 from services.models.llm_call import LlmCall
 from services.models.price_override import PriceOverrideRow
 from services.models.project import Project
-from services.models.rollup import CallRollup, LlmRequest, RequestRollup, RollupState
+from services.models.rollup import (
+    CallRollup,
+    LlmRequest,
+    RequestQueueEntry,
+    RequestRollup,
+    RollupState,
+)
 
 __all__ = [
     "Alert",
@@ -27,6 +33,7 @@ __all__ = [
     "LlmRequest",
     "PriceOverrideRow",
     "Project",
+    "RequestQueueEntry",
     "RequestRollup",
     "RollupState",
 ]

@@ -15,7 +15,6 @@ from sqlalchemy import (
     SmallInteger,
     Text,
     func,
-    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -113,17 +112,14 @@ class RequestRollup(Base):
 
 
 class LlmRequest(Base):
-    """One user-facing request: the running sums of its calls, and what it last contributed
-    to ``request_rollups`` (so a late call can retract and re-add it exactly)."""
+    """One user-facing request: the running sums of its calls. Unless it is in
+    ``request_queue``, exactly what this row says is counted in ``request_rollups``."""
 
     __tablename__ = "requests"
     __table_args__ = (
         PrimaryKeyConstraint("project_id", "request_id"),
         Index("ix_requests_project_started", "project_id", "first_started_at"),
         Index("ix_requests_project_cost", "project_id", "cost_usd"),
-        Index(
-            "ix_requests_unsettled", "last_ingested_at", postgresql_where=text("settled_at is null")
-        ),
     )
 
     project_id: Mapped[int] = mapped_column(Integer)
@@ -147,5 +143,19 @@ class LlmRequest(Base):
     service_name: Mapped[str | None] = mapped_column(Text)
     model_mix: Mapped[dict[str, Any]] = mapped_column(JSONB)
     last_ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    rolled: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class RequestQueueEntry(Base):
+    """A request changed since it was last rolled up (or never was): it settles once no call
+    has come for the settle window. Settling deletes the entry, so the request rows
+    themselves are written only when calls arrive."""
+
+    __tablename__ = "request_queue"
+    __table_args__ = (
+        PrimaryKeyConstraint("project_id", "request_id"),
+        Index("ix_request_queue_last_ingested_at", "last_ingested_at"),
+    )
+
+    project_id: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[str] = mapped_column(Text)
+    last_ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

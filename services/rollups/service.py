@@ -101,7 +101,9 @@ def advance_calls(session: Session, *, max_calls: int = ADVANCE_MAX_CALLS) -> Ad
         return report
     bounds = {"from_xid": str(from_xid), "to_xid": str(to_xid)}
     session.execute(text(sql.ADVANCE_CALL_CELLS), bounds)
-    session.execute(text(sql.ADVANCE_REQUESTS), bounds)
+    emptied = session.execute(text(sql.ADVANCE_REQUESTS), bounds).scalar_one()
+    if emptied:
+        session.execute(text(sql.DROP_EMPTY_REQUEST_CELLS))
     session.execute(
         text("update rollup_state set watermark = :to, updated_at = now() where name = :name"),
         {"to": Decimal(to_xid), "name": CALLS_WATERMARK},
@@ -116,17 +118,17 @@ def settle_requests(
     settle_window: timedelta = DEFAULT_SETTLE_WINDOW,
     batch: int = 50_000,
 ) -> int:
-    """Roll up requests with no new call for ``settle_window``.
+    """Roll up requests with no new call for ``settle_window``, oldest first.
 
+    Holds the watermark lock, so it never runs beside ``advance_calls``: a request is either
+    queued (its contribution out of the cells) or rolled up, never both halfway.
     Returns how many request cells changed (0: nothing was due)."""
     _tune(session)
-    result = session.execute(
-        text(sql.SETTLE_REQUESTS), {"cutoff": now - settle_window, "now": now, "batch": batch}
-    )
-    cells = int(result.rowcount)  # type: ignore[attr-defined]
-    if cells:
-        session.execute(text(sql.DROP_EMPTY_REQUEST_CELLS))
-    return cells
+    lock_watermark(session)
+    cells = session.execute(
+        text(sql.SETTLE_REQUESTS), {"cutoff": now - settle_window, "batch": batch}
+    ).scalar_one()
+    return int(cells)
 
 
 def calls_watermark(session: Session) -> int:

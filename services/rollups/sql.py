@@ -111,9 +111,84 @@ _EARLIER = (
     "(excluded.first_started_at, excluded.first_span_id) < (r.first_started_at, r.first_span_id)"
 )
 
-# Fold new calls into their requests' running sums; a request that changes is unsettled again.
-# One pass grouped by request: the attribution of the earliest call (ties: smallest span id)
-# comes from a single ordered aggregate, the model mix from the request's list of models.
+
+# What a request contributes to request cells, as columns (``sign`` 1 adds, -1 retracts).
+def contribution(q: str, sign: int) -> str:
+    return f"""
+    {q}.project_id, {sign} as sign, date_trunc('hour', {q}.first_started_at, 'UTC') as hour,
+    date_trunc('day', {q}.first_started_at, 'UTC') as day, {q}.feature, {q}.customer,
+    {q}.environment, {q}.calls::bigint as calls, {q}.unpriced_calls::bigint as unpriced_calls,
+    {", ".join(f"{q}.{t}" for t in TOKEN_COLUMNS)}, {q}.cost_usd,
+    case when {q}.priced_calls > 0 then {bucket(f"{q}.cost_usd::float8")} end as cost_key,
+    {bucket(f"({q}.input_tokens + {q}.output_tokens)::float8")} as tokens_key,
+    {bucket(f"{q}.calls::float8")} as calls_key"""
+
+
+# Add signed contributions (CTE ``parts``) to request cells at three grains: 0: hour, every
+# dimension; 1: hour, customers summed away; 2: UTC day, customers summed away (the "hour"
+# column holds the day's start). Returns each changed cell's request count.
+_REQUEST_CELLS = f"""
+cells as (
+    select project_id,
+           (case when grouping(hour) = 1 then 2 else grouping(customer) end)::smallint as grain,
+           coalesce(hour, day) as hour, feature, coalesce(customer, '') as customer, environment,
+           sum(sign)::bigint as requests, sum(sign * calls)::bigint as calls,
+           sum(sign * unpriced_calls)::bigint as unpriced_calls,
+           {", ".join(f"sum(sign * {t})::bigint as {t}" for t in TOKEN_COLUMNS)},
+           sum(sign * cost_usd) as cost_usd,
+           array_agg(cost_key) as cost_list, array_agg(tokens_key) as tokens_list,
+           array_agg(calls_key) as calls_list, array_agg(sign) as signs
+    from parts
+    group by grouping sets ((project_id, hour, feature, customer, environment),
+                            (project_id, hour, feature, environment),
+                            (project_id, day, feature, environment))
+),
+changed_cells as (
+    insert into request_rollups as r (
+        project_id, grain, hour, feature, customer, environment, requests, calls,
+        unpriced_calls, {_TOKENS}, cost_usd, request_cost_keys, request_cost_counts,
+        request_tokens_keys, request_tokens_counts, calls_per_request_keys,
+        calls_per_request_counts)
+    select t.project_id, t.grain, t.hour, t.feature, t.customer, t.environment, t.requests,
+           t.calls, t.unpriced_calls, {", ".join("t." + x for x in TOKEN_COLUMNS)}, t.cost_usd,
+           cb.keys, cb.counts, tb.keys, tb.counts, nb.keys, nb.counts
+    from cells t
+    cross join lateral {histogram_of("t.cost_list", "t.signs")} as cb
+    cross join lateral {histogram_of("t.tokens_list", "t.signs")} as tb
+    cross join lateral {histogram_of("t.calls_list", "t.signs")} as nb
+    order by 1, 2, 3, 4, 5, 6
+    on conflict (project_id, grain, hour, feature, customer, environment) do update set
+        requests = r.requests + excluded.requests,
+        calls = r.calls + excluded.calls,
+        unpriced_calls = r.unpriced_calls + excluded.unpriced_calls,
+        {_TOKEN_ADD},
+        cost_usd = r.cost_usd + excluded.cost_usd,
+        (request_cost_keys, request_cost_counts) = (
+            select keys, counts from costline_hist_add(
+                r.request_cost_keys, r.request_cost_counts,
+                excluded.request_cost_keys, excluded.request_cost_counts)),
+        (request_tokens_keys, request_tokens_counts) = (
+            select keys, counts from costline_hist_add(
+                r.request_tokens_keys, r.request_tokens_counts,
+                excluded.request_tokens_keys, excluded.request_tokens_counts)),
+        (calls_per_request_keys, calls_per_request_counts) = (
+            select keys, counts from costline_hist_add(
+                r.calls_per_request_keys, r.calls_per_request_counts,
+                excluded.calls_per_request_keys, excluded.calls_per_request_counts))
+    returning r.requests
+)"""
+
+# The new calls hold an earlier first call than the stored request (ties: smallest span id).
+_EARLIER = (
+    "(excluded.first_started_at, excluded.first_span_id) < (r.first_started_at, r.first_span_id)"
+)
+
+# Fold new calls into their requests' running sums, in one pass grouped by request (the
+# attribution of the earliest call, ties: smallest span id, from a single ordered aggregate;
+# the model mix from the request's list of models). A request that was rolled up (not in
+# request_queue) has its contribution retracted from the request cells first, computed from
+# its row as it stands (the statement's snapshot); every changed request is queued to settle.
+# Returns how many request cells the retractions left empty.
 ADVANCE_REQUESTS = f"""
 with sums as (
     select c.project_id, {CALL_REQUEST} as request_id, min(c.started_at) as first_started_at,
@@ -129,140 +204,78 @@ with sums as (
     from llm_calls c
     where {CALLS_IN_RANGE}
     group by 1, 2
-)
-insert into requests as r (
-    project_id, request_id, first_started_at, first_span_id, last_ended_at, calls, priced_calls,
-    unpriced_calls, {_TOKENS}, cost_usd, feature, customer, environment, user_id, service_name,
-    model_mix, last_ingested_at)
-select s.project_id, s.request_id, s.first_started_at, (s.first).span_id, s.last_ended_at,
-       s.calls, s.priced_calls, s.unpriced_calls, {", ".join("s." + x for x in TOKEN_COLUMNS)},
-       s.cost_usd, (s.first).feature, (s.first).customer, (s.first).environment,
-       (s.first).user_id, (s.first).service_name, m.model_mix, s.last_ingested_at
-from sums s
-cross join lateral (
-    select jsonb_object_agg(model, n) as model_mix
-    from (select model, count(*) as n from unnest(s.models) as u(model) group by model) as m
-) as m
-order by 1, 2
-on conflict (project_id, request_id) do update set
-    -- attribution comes from the request's earliest call (ties: smallest span id)
-    feature = case when {_EARLIER}
-                   then excluded.feature else r.feature end,
-    customer = case when {_EARLIER}
-                   then excluded.customer else r.customer end,
-    environment = case when {_EARLIER}
-                   then excluded.environment else r.environment end,
-    user_id = case when {_EARLIER}
-                   then excluded.user_id else r.user_id end,
-    service_name = case when {_EARLIER}
-                   then excluded.service_name else r.service_name end,
-    first_span_id = case when {_EARLIER} then excluded.first_span_id else r.first_span_id end,
-    first_started_at = least(r.first_started_at, excluded.first_started_at),
-    last_ended_at = greatest(r.last_ended_at, excluded.last_ended_at),
-    calls = r.calls + excluded.calls,
-    priced_calls = r.priced_calls + excluded.priced_calls,
-    unpriced_calls = r.unpriced_calls + excluded.unpriced_calls,
-    {_TOKEN_ADD},
-    cost_usd = r.cost_usd + excluded.cost_usd,
-    model_mix = costline_counts_add(r.model_mix, excluded.model_mix),
-    last_ingested_at = greatest(r.last_ingested_at, excluded.last_ingested_at),
-    settled_at = null
-"""
-
-
-# What a settled request contributes to request_rollups, as stored in requests.rolled.
-def contribution(q: str) -> str:
-    return f"""
-jsonb_build_object(
-    'hour', date_trunc('hour', {q}.first_started_at, 'UTC'),
-    'feature', {q}.feature, 'customer', {q}.customer, 'environment', {q}.environment,
-    'calls', {q}.calls, 'unpriced_calls', {q}.unpriced_calls, 'cost_usd', {q}.cost_usd,
-    {", ".join(f"'{t}', {q}.{t}" for t in TOKEN_COLUMNS)},
-    'cost_key', case when {q}.priced_calls > 0 then {bucket(f"{q}.cost_usd::float8")} end,
-    'tokens_key', {bucket(f"({q}.input_tokens + {q}.output_tokens)::float8")},
-    'calls_key', {bucket(f"{q}.calls::float8")})
-"""
-
-
-# Settle requests quiet for the settle window: retract what each contributed before (if
-# anything), add what it contributes now, and remember the new contribution.
-SETTLE_REQUESTS = f"""
-with due as (
-    select project_id, request_id, rolled as old_rolled from requests
-    where settled_at is null and last_ingested_at < :cutoff
-    order by last_ingested_at
-    limit :batch
-    for update skip locked
-),
-changed as (
-    update requests q set settled_at = :now, rolled = {contribution("q")}
-    from due
-    where q.project_id = due.project_id and q.request_id = due.request_id
-    returning q.project_id, q.rolled as new_rolled, due.old_rolled
-),
-signed as (
-    select project_id, 1 as sign, new_rolled as c from changed
-    union all
-    select project_id, -1 as sign, old_rolled as c from changed where old_rolled is not null
 ),
 parts as (
-    select s.project_id, (s.c->>'hour')::timestamptz as hour,
-           date_trunc('day', (s.c->>'hour')::timestamptz, 'UTC') as day,
-           s.c->>'feature' as feature,
-           s.c->>'customer' as customer, s.c->>'environment' as environment, s.sign,
-           (s.c->>'calls')::bigint as calls, (s.c->>'unpriced_calls')::bigint as unpriced_calls,
-           {", ".join(f"(s.c->>'{t}')::bigint as {t}" for t in TOKEN_COLUMNS)},
-           (s.c->>'cost_usd')::numeric as cost_usd, (s.c->>'cost_key')::int as cost_key,
-           (s.c->>'tokens_key')::int as tokens_key, (s.c->>'calls_key')::int as calls_key
-    from signed s
+    select {contribution("r", -1)}
+    from sums s
+    join requests r on r.project_id = s.project_id and r.request_id = s.request_id
+    where not exists (select from request_queue q
+                      where q.project_id = r.project_id and q.request_id = r.request_id)
 ),
--- grain 0: hour, every dimension; 1: hour, customers summed away; 2: UTC day, customers
--- summed away (the "hour" column holds the day's start).
-cells as (
-    select project_id,
-           (case when grouping(hour) = 1 then 2 else grouping(customer) end)::smallint as grain,
-           coalesce(hour, day) as hour, feature, coalesce(customer, '') as customer, environment,
-           sum(sign)::bigint as requests, sum(sign * calls)::bigint as calls,
-           sum(sign * unpriced_calls)::bigint as unpriced_calls,
-           {", ".join(f"sum(sign * {t})::bigint as {t}" for t in TOKEN_COLUMNS)},
-           sum(sign * cost_usd) as cost_usd,
-           array_agg(cost_key) as cost_list, array_agg(tokens_key) as tokens_list,
-           array_agg(calls_key) as calls_list, array_agg(sign) as signs
-    from parts
-    group by grouping sets ((project_id, hour, feature, customer, environment),
-                            (project_id, hour, feature, environment),
-                            (project_id, day, feature, environment))
+{_REQUEST_CELLS.strip()},
+upserted as (
+    insert into requests as r (
+        project_id, request_id, first_started_at, first_span_id, last_ended_at, calls,
+        priced_calls, unpriced_calls, {_TOKENS}, cost_usd, feature, customer, environment,
+        user_id, service_name, model_mix, last_ingested_at)
+    select s.project_id, s.request_id, s.first_started_at, (s.first).span_id, s.last_ended_at,
+           s.calls, s.priced_calls, s.unpriced_calls, {", ".join("s." + x for x in TOKEN_COLUMNS)},
+           s.cost_usd, (s.first).feature, (s.first).customer, (s.first).environment,
+           (s.first).user_id, (s.first).service_name, m.model_mix, s.last_ingested_at
+    from sums s
+    cross join lateral (
+        select jsonb_object_agg(model, n) as model_mix
+        from (select model, count(*) as n from unnest(s.models) as u(model) group by model) as m
+    ) as m
+    order by 1, 2
+    on conflict (project_id, request_id) do update set
+        -- attribution comes from the request's earliest call (ties: smallest span id)
+        feature = case when {_EARLIER} then excluded.feature else r.feature end,
+        customer = case when {_EARLIER} then excluded.customer else r.customer end,
+        environment = case when {_EARLIER} then excluded.environment else r.environment end,
+        user_id = case when {_EARLIER} then excluded.user_id else r.user_id end,
+        service_name = case when {_EARLIER} then excluded.service_name else r.service_name end,
+        first_span_id = case when {_EARLIER} then excluded.first_span_id else r.first_span_id end,
+        first_started_at = least(r.first_started_at, excluded.first_started_at),
+        last_ended_at = greatest(r.last_ended_at, excluded.last_ended_at),
+        calls = r.calls + excluded.calls,
+        priced_calls = r.priced_calls + excluded.priced_calls,
+        unpriced_calls = r.unpriced_calls + excluded.unpriced_calls,
+        {_TOKEN_ADD},
+        cost_usd = r.cost_usd + excluded.cost_usd,
+        model_mix = costline_counts_add(r.model_mix, excluded.model_mix),
+        last_ingested_at = greatest(r.last_ingested_at, excluded.last_ingested_at)
+    returning r.project_id, r.request_id, r.last_ingested_at
+),
+queued as (
+    insert into request_queue as q (project_id, request_id, last_ingested_at)
+    select project_id, request_id, last_ingested_at from upserted
+    order by 1, 2
+    on conflict (project_id, request_id) do update
+    set last_ingested_at = greatest(q.last_ingested_at, excluded.last_ingested_at)
 )
-insert into request_rollups as r (
-    project_id, grain, hour, feature, customer, environment, requests, calls, unpriced_calls,
-    {_TOKENS}, cost_usd, request_cost_keys, request_cost_counts, request_tokens_keys,
-    request_tokens_counts, calls_per_request_keys, calls_per_request_counts)
-select t.project_id, t.grain, t.hour, t.feature, t.customer, t.environment, t.requests,
-       t.calls, t.unpriced_calls, {", ".join("t." + x for x in TOKEN_COLUMNS)}, t.cost_usd,
-       cb.keys, cb.counts, tb.keys, tb.counts, nb.keys, nb.counts
-from cells t
-cross join lateral {histogram_of("t.cost_list", "t.signs")} as cb
-cross join lateral {histogram_of("t.tokens_list", "t.signs")} as tb
-cross join lateral {histogram_of("t.calls_list", "t.signs")} as nb
-order by 1, 2, 3, 4, 5, 6
-on conflict (project_id, grain, hour, feature, customer, environment) do update set
-    requests = r.requests + excluded.requests,
-    calls = r.calls + excluded.calls,
-    unpriced_calls = r.unpriced_calls + excluded.unpriced_calls,
-    {_TOKEN_ADD},
-    cost_usd = r.cost_usd + excluded.cost_usd,
-    (request_cost_keys, request_cost_counts) = (
-        select keys, counts from costline_hist_add(
-            r.request_cost_keys, r.request_cost_counts,
-            excluded.request_cost_keys, excluded.request_cost_counts)),
-    (request_tokens_keys, request_tokens_counts) = (
-        select keys, counts from costline_hist_add(
-            r.request_tokens_keys, r.request_tokens_counts,
-            excluded.request_tokens_keys, excluded.request_tokens_counts)),
-    (calls_per_request_keys, calls_per_request_counts) = (
-        select keys, counts from costline_hist_add(
-            r.calls_per_request_keys, r.calls_per_request_counts,
-            excluded.calls_per_request_keys, excluded.calls_per_request_counts))
+select count(*) from changed_cells where requests = 0
+"""
+
+# Settle requests quiet for the settle window: take them off the queue and add what each
+# contributes now to the request cells (what it contributed before, if anything, was retracted
+# when its late call was folded in). Returns how many request cells changed.
+SETTLE_REQUESTS = f"""
+with due as (
+    delete from request_queue q
+    using (select project_id, request_id from request_queue
+           where last_ingested_at < :cutoff
+           order by last_ingested_at
+           limit :batch) as d
+    where q.project_id = d.project_id and q.request_id = d.request_id
+    returning q.project_id, q.request_id
+),
+parts as (
+    select {contribution("r", 1)}
+    from due join requests r using (project_id, request_id)
+),
+{_REQUEST_CELLS.strip()}
+select count(*) from changed_cells
 """
 
 # Cells left empty by retractions (a request that moved hour or dimensions).

@@ -74,7 +74,9 @@ def list_requests(
     rows = (
         session.execute(
             text(f"""
-        select q.* from requests q
+        select q.*, not exists (select from request_queue w where w.project_id = q.project_id
+                                and w.request_id = q.request_id) as settled
+        from requests q
         where q.project_id = :p and q.first_started_at >= :start and q.first_started_at < :end
               {_filters(sel, params, prefix="q", raw=False)}{keyset}
         order by {order_value} desc, q.request_id desc
@@ -104,7 +106,7 @@ def list_requests(
             environment=r["environment"] or None,
             user_id=r["user_id"],
             model_mix={k: int(v) for k, v in r["model_mix"].items()},
-            settled=r["settled_at"] is not None,
+            settled=r["settled"],
         )
         for r in rows[:limit]
     ]
