@@ -1,6 +1,7 @@
-"""Advance the rollups: calls into hourly cells, calls into their requests, settled requests
-into hourly request cells. Each step is one transaction owned by the caller: a worker killed
-at any point leaves the previous state, and nothing is counted twice."""
+"""Advance the rollups: calls into hourly cells, calls into their requests (queued to settle),
+settled requests into hourly and daily request cells. Each step is one transaction owned by
+the caller, and every step holds the watermark lock: a worker killed at any point leaves the
+previous state, and nothing is counted twice."""
 
 from __future__ import annotations
 
