@@ -318,6 +318,14 @@ def _smoothed_level(d: FloatArray) -> tuple[float, FloatArray]:
     return level, errors[warm:]
 
 
+def _lag1_correlation(x: FloatArray) -> float:
+    """Correlation of a series with itself one step later; 0 when either side is constant
+    (``np.corrcoef`` would divide by zero)."""
+    a, b = x[:-1] - x[:-1].mean(), x[1:] - x[1:].mean()
+    scale = math.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b) / scale if scale > 0 else 0.0
+
+
 def _shrunk_trend(d: FloatArray) -> tuple[float, float]:
     """Per-day log slope of the last ``_TREND_DAYS`` days, shrunk toward zero, and its
     posterior standard deviation; (0, 0) with under ``_TREND_MIN_DAYS`` days.
@@ -335,7 +343,7 @@ def _shrunk_trend(d: FloatArray) -> tuple[float, float]:
     resid = y - y.mean() - slope * t
     variance = float(resid @ resid) / (y.size - 2)
     # Day-to-day errors are autocorrelated; an AR(1) variance inflation keeps the se honest.
-    rho = float(np.corrcoef(resid[:-1], resid[1:])[0, 1]) if variance > 0 else 0.0
+    rho = _lag1_correlation(resid) if variance > 0 else 0.0
     inflation = (1 + rho) / (1 - rho) if 0 < rho < 0.99 else 1.0
     se2 = variance * inflation / float(t @ t)
     prior = (_TREND_PRIOR_MONTHLY / 30.0) ** 2
