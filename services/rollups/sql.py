@@ -268,17 +268,23 @@ select count(*) from changed_cells where requests = 0
 # when its late call was folded in). Returns how many request cells changed.
 SETTLE_REQUESTS = f"""
 with due as (
+    -- by row address: no join against the whole queue
     delete from request_queue q
-    using (select project_id, request_id from request_queue
-           where last_ingested_at < :cutoff
-           order by last_ingested_at
-           limit :batch) as d
-    where q.project_id = d.project_id and q.request_id = d.request_id
+    where q.ctid = any(array(select ctid from request_queue
+                             where last_ingested_at < :cutoff
+                             order by last_ingested_at
+                             limit :batch))
     returning q.project_id, q.request_id
 ),
 parts as (
     select {contribution("r", 1)}
-    from due join requests r using (project_id, request_id)
+    from due
+    -- a primary-key probe per due request, not a scan of every request ever seen
+    cross join lateral (
+        select * from requests r
+        where r.project_id = due.project_id and r.request_id = due.request_id
+        limit 1
+    ) as r
 ),
 {_REQUEST_CELLS.strip()}
 select count(*) from changed_cells
