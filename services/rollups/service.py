@@ -20,17 +20,17 @@ CALLS_WATERMARK = "calls"
 ROLLUP_WORK_MEM = "256MB"
 
 
+DEFAULT_SETTLE_WINDOW = timedelta(minutes=2)
+# Calls folded in per advance transaction: a worker that fell behind catches up in bounded
+# steps (memory, lock time, work lost if killed) instead of one huge transaction.
+ADVANCE_MAX_CALLS = 500_000
+
+
 def _tune(session: Session) -> None:
     """Session settings for one rollup transaction. JIT is off: compiling the plan of the
     call-cells statement added 3 s to its 6 s over 500k calls (bench/percentiles.py data)."""
     session.execute(text(f"set local work_mem = '{ROLLUP_WORK_MEM}'"))
     session.execute(text("set local jit = off"))
-
-
-DEFAULT_SETTLE_WINDOW = timedelta(minutes=2)
-# Calls folded in per advance transaction: a worker that fell behind catches up in bounded
-# steps (memory, lock time, work lost if killed) instead of one huge transaction.
-ADVANCE_MAX_CALLS = 500_000
 
 
 @dataclass(frozen=True, slots=True)
