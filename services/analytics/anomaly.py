@@ -425,14 +425,9 @@ def _window_z(
             need=7 * _DAY,
             weekly_from=2 * _WEEK + hours - 1,  # windows wholly on hour-of-week baselines
         )
-        past = log_ratio[lo:day_start]
-        past = past[np.isfinite(past)]
-        if past.size < 4 * _DAY:
-            continue
-        centre = float(np.median(past))
-        scale = max(_MAD_TO_SIGMA * float(np.median(np.abs(past - centre))), 0.01)
-        rows = slice(day_start, min(n, day_start + _DAY))
-        z[rows] = (log_ratio[rows] - centre) / scale
+        _standardise_day(
+            z, log_ratio, past=log_ratio[lo:day_start], day_start=day_start, need=4 * _DAY
+        )
     return z
 
 
@@ -693,15 +688,28 @@ def _standardise(stat: FloatArray, cfg: AnomalyConfig, *, need: int) -> FloatArr
     z = np.full(n, np.nan)
     lookback = cfg.window_history_days * _DAY
     for day_start in range(0, n, _DAY):
-        past = stat[max(0, day_start - lookback) : day_start]
-        past = past[np.isfinite(past)]
-        if past.size < need:
-            continue
-        centre = float(np.median(past))
-        scale = max(_MAD_TO_SIGMA * float(np.median(np.abs(past - centre))), 0.01)
-        rows = slice(day_start, min(n, day_start + _DAY))
-        z[rows] = (stat[rows] - centre) / scale
+        _standardise_day(
+            z,
+            stat,
+            past=stat[max(0, day_start - lookback) : day_start],
+            day_start=day_start,
+            need=need,
+        )
     return z
+
+
+def _standardise_day(
+    z: FloatArray, stat: FloatArray, *, past: FloatArray, day_start: int, need: int
+) -> None:
+    """Fill the day from ``day_start`` of ``z`` with ``(stat - median) / (MAD sigma)`` of the
+    known values of ``past``; leave it NaN with fewer than ``need`` of them."""
+    past = past[np.isfinite(past)]
+    if past.size < need:
+        return
+    centre = float(np.median(past))
+    scale = max(_MAD_TO_SIGMA * float(np.median(np.abs(past - centre))), 0.01)
+    rows = slice(day_start, min(stat.size, day_start + _DAY))
+    z[rows] = (stat[rows] - centre) / scale
 
 
 def _absorb(

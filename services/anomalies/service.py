@@ -79,11 +79,8 @@ def detect_project(
             for anomaly in found:
                 if anomaly.end + _HOUR < end - RECENT or anomaly.start < grid_start:
                     continue
-                row, inserted = _record(session, project_id=project_id, key=key,
-                                        metric=metric, anomaly=anomaly, now=now)
-                report.anomalies.append(row.id)
-                if inserted:
-                    report.new.append(row.id)
+                row = _keep(session, report, project_id=project_id, key=key, metric=metric,
+                            anomaly=anomaly, now=now)
                 if metric == "spend" and anomaly.impact > 0:
                     alertable.append(row)
     _detect_request_percentiles(session, project_id=project_id, end=end, now=now,
@@ -111,11 +108,19 @@ def _detect_request_percentiles(session: Session, *, project_id: int, end: datet
                 if (anomaly.kind not in PERCENTILE_KINDS
                         or anomaly.end + _HOUR < end - RECENT or anomaly.start < points[0][0]):
                     continue
-                row, inserted = _record(session, project_id=project_id, key=key,
-                                        metric=metric, anomaly=anomaly, now=now)
-                report.anomalies.append(row.id)
-                if inserted:
-                    report.new.append(row.id)
+                _keep(session, report, project_id=project_id, key=key, metric=metric,
+                      anomaly=anomaly, now=now)
+
+
+def _keep(session: Session, report: DetectionReport, *, project_id: int, key: SeriesKey,
+          metric: str, anomaly: Anomaly, now: datetime) -> DetectedAnomaly:
+    """Record an anomaly (or find it recorded) and list it in the report."""
+    row, inserted = _record(session, project_id=project_id, key=key, metric=metric,
+                            anomaly=anomaly, now=now)
+    report.anomalies.append(row.id)
+    if inserted:
+        report.new.append(row.id)
+    return row
 
 
 def _record(session: Session, *, project_id: int, key: SeriesKey, metric: str,

@@ -28,8 +28,20 @@ TOKEN_COLUMNS = (
     "reasoning_tokens",
 )
 _TOKEN_SUMS = ", ".join(f"sum({t})::bigint as {t}" for t in TOKEN_COLUMNS)
+REQUEST_HISTOGRAMS = ("request_cost", "request_tokens", "calls_per_request")
 _TOKEN_ADD = ", ".join(f"{t} = r.{t} + excluded.{t}" for t in TOKEN_COLUMNS)
 _TOKENS = ", ".join(TOKEN_COLUMNS)
+
+
+def _hist_merge(name: str, *, indent: str = "    ") -> str:
+    """``ON CONFLICT`` assignment merging the incoming histogram ``name`` into the stored one."""
+    return (
+        f"{indent}({name}_keys, {name}_counts) = (\n"
+        f"{indent}    select keys, counts from costline_hist_add(\n"
+        f"{indent}        r.{name}_keys, r.{name}_counts, excluded.{name}_keys, "
+        f"excluded.{name}_counts))"
+    )
+
 
 # Calls whose inserting transaction is in [from_xid, to_xid): committed and not yet rolled up.
 CALLS_IN_RANGE = (
@@ -97,13 +109,8 @@ do update set
     unpriced_calls = r.unpriced_calls + excluded.unpriced_calls,
     {_TOKEN_ADD},
     cost_usd = r.cost_usd + excluded.cost_usd,
-    (call_cost_keys, call_cost_counts) = (
-        select keys, counts from costline_hist_add(
-            r.call_cost_keys, r.call_cost_counts, excluded.call_cost_keys,
-            excluded.call_cost_counts)),
-    (latency_keys, latency_counts) = (
-        select keys, counts from costline_hist_add(
-            r.latency_keys, r.latency_counts, excluded.latency_keys, excluded.latency_counts))
+{_hist_merge("call_cost")},
+{_hist_merge("latency")}
 """
 
 # The new calls hold an earlier first call than the stored request (ties: smallest span id).
@@ -122,6 +129,9 @@ def contribution(q: str, sign: int) -> str:
     case when {q}.priced_calls > 0 then {bucket(f"{q}.cost_usd::float8")} end as cost_key,
     {bucket(f"({q}.input_tokens + {q}.output_tokens)::float8")} as tokens_key,
     {bucket(f"{q}.calls::float8")} as calls_key"""
+
+
+_REQUEST_HIST_MERGE = ",\n".join(_hist_merge(h, indent="        ") for h in REQUEST_HISTOGRAMS)
 
 
 # Add signed contributions (CTE ``parts``) to request cells at three grains: 0: hour, every
@@ -162,18 +172,7 @@ changed_cells as (
         unpriced_calls = r.unpriced_calls + excluded.unpriced_calls,
         {_TOKEN_ADD},
         cost_usd = r.cost_usd + excluded.cost_usd,
-        (request_cost_keys, request_cost_counts) = (
-            select keys, counts from costline_hist_add(
-                r.request_cost_keys, r.request_cost_counts,
-                excluded.request_cost_keys, excluded.request_cost_counts)),
-        (request_tokens_keys, request_tokens_counts) = (
-            select keys, counts from costline_hist_add(
-                r.request_tokens_keys, r.request_tokens_counts,
-                excluded.request_tokens_keys, excluded.request_tokens_counts)),
-        (calls_per_request_keys, calls_per_request_counts) = (
-            select keys, counts from costline_hist_add(
-                r.calls_per_request_keys, r.calls_per_request_counts,
-                excluded.calls_per_request_keys, excluded.calls_per_request_counts))
+{_REQUEST_HIST_MERGE}
     returning r.requests
 )"""
 

@@ -106,12 +106,15 @@ def _whole_utc_days(sel: Selection) -> tuple[datetime, datetime] | None:
     return first, last
 
 
+HOURLY_CELLS = "r.grain = :grain and r.hour >= :start and r.hour < :end"
+
+
 def _request_cells(sel: Selection, params: dict[str, Any]) -> str:
     """Which request cells cover the range: whole UTC days from daily cells when they can
     answer (see ``_whole_utc_days``), the hours at either end from hourly cells."""
     days = _whole_utc_days(sel)
     if days is None:
-        return "r.grain = :grain and r.hour >= :start and r.hour < :end"
+        return HOURLY_CELLS
     params["day_a"], params["day_b"] = days
     return (
         f"((r.grain = {GRAIN_DAY_NO_CUSTOMER} and r.hour >= :day_a and r.hour < :day_b) "
@@ -137,7 +140,7 @@ def query_usage(session: Session, *, sel: Selection) -> UsageAnswer:
             select {_bucket("r.hour", sel.interval)}{cell_dims}, r.calls, r.unpriced_calls,
                    {", ".join("r." + t for t in TOKENS)}, r.cost_usd
             from call_rollups r
-            where r.project_id = :p and r.grain = :grain and r.hour >= :start and r.hour < :end
+            where r.project_id = :p and {HOURLY_CELLS}
                   {_where(sel, raw=False, params=params)}
             union all
             select {_bucket("c.started_at", sel.interval)}{raw_dims}, 1, (c.cost_usd is null)::int,
@@ -232,11 +235,7 @@ def query_percentiles(
     dims = list(sel.group_by)
     cell_dims = "".join(f", r.{d}" for d in dims)
     group_cols = "".join(f", d{i}" for i in range(len(dims)))
-    cells = (
-        _request_cells(sel, params)
-        if table == "request_rollups"
-        else "r.grain = :grain and r.hour >= :start and r.hour < :end"
-    )
+    cells = _request_cells(sel, params) if table == "request_rollups" else HOURLY_CELLS
     parts = [
         f"""
         select {_bucket("r.hour", sel.interval)}{cell_dims}, u.k, u.n

@@ -66,10 +66,15 @@ def _seed(factory: sessionmaker[Session], project_id: int, *, roll: bool) -> Non
                     input_tokens=100 * (i + 1),
                 )
     if roll:
-        with factory.begin() as session:
-            advance_calls(session)
-        with factory.begin() as session:
-            settle_requests(session, now=datetime.now(UTC) + timedelta(hours=1))
+        _roll_up(factory)
+
+
+def _roll_up(factory: sessionmaker[Session]) -> None:
+    """Fold every call in and settle every request."""
+    with factory.begin() as session:
+        advance_calls(session)
+    with factory.begin() as session:
+        settle_requests(session, now=datetime.now(UTC) + timedelta(hours=1))
 
 
 @pytest.mark.parametrize("roll", [False, True])
@@ -288,10 +293,7 @@ def test_request_percentiles_over_partial_days_count_every_request_once(
                 feature="search" if i % 3 else "chat",
                 cost=str(Decimal("0.001") * (1 + i % 17)),
             )
-    with session_factory.begin() as session:
-        advance_calls(session)
-    with session_factory.begin() as session:
-        settle_requests(session, now=datetime.now(UTC) + timedelta(hours=1))
+    _roll_up(session_factory)
     start, end = DAY + timedelta(hours=7), DAY + timedelta(days=2, hours=17)
     response = api.get(
         "/v1/percentiles",
