@@ -66,6 +66,9 @@ class Injected:
     start: int
     window_end: int  # exclusive
     driver: str = "calls"  # what changed: "calls" or "cost per call"
+    # How big: a spike's extra spend in mean hours; a shift's or creep's total change in
+    # log spend over the day-to-day noise of the series (sd of log daily level).
+    strength: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,8 @@ def make_series(rng: np.random.Generator) -> Series:
     cost_sigma = rng.uniform(0.6, 1.2)
     weekend = rng.choice([rng.uniform(0.2, 0.7), rng.uniform(0.85, 1.3)], p=[0.6, 0.4])
     weekly = np.where(day % 7 >= 5, weekend, 1.0)
-    day_noise = np.exp(rng.normal(0, rng.uniform(0.03, 0.15), HOURS // 24 + 1))[day]
+    day_sd = rng.uniform(0.03, 0.15)
+    day_noise = np.exp(rng.normal(0, day_sd, HOURS // 24 + 1))[day]
     growth = np.exp(rng.normal(0, 0.03) * t / 168)
     rate = calls_per_hour * daily_profile(rng)[hour] * weekly * day_noise * growth
 
@@ -122,14 +126,15 @@ def make_series(rng: np.random.Generator) -> Series:
     if kind == "spike":
         start = int(rng.integers(3 * 168, HOURS - 24))
         duration = int(rng.integers(1, 5))
-        extra[start : start + duration] = rng.uniform(1.5, 5) * mean_rate
-        event = Injected(kind, start, start + duration + 2)
+        multiple = rng.uniform(1.5, 5)
+        extra[start : start + duration] = multiple * mean_rate
+        event = Injected(kind, start, start + duration + 2, strength=multiple * duration)
     elif kind == "level_shift":
         start = int(rng.integers(3 * 168, HOURS - 4 * 24))
         factor = rng.uniform(1.3, 2.5) if rng.random() < 0.6 else rng.uniform(0.4, 0.75)
         driver = str(rng.choice(DRIVERS))
         (rate if driver == "calls" else cost_scale)[start:] *= factor
-        event = Injected(kind, start, start + 72, driver)
+        event = Injected(kind, start, start + 72, driver, abs(math.log(factor)) / day_sd)
     elif kind == "creep":
         start = int(rng.integers(int(2.5 * 168), HOURS - 14 * 24))
         ramp = int(rng.uniform(10, 20) * 24)
@@ -141,7 +146,8 @@ def make_series(rng: np.random.Generator) -> Series:
             rate *= growth_factor
         else:
             cost_scale *= growth_factor
-        event = Injected(kind, start, min(HOURS, start + ramp + 72), driver)
+        rise = per_day * ramp / 24
+        event = Injected(kind, start, min(HOURS, start + ramp + 72), driver, rise / day_sd)
 
     calls = rng.poisson(rate + extra)
     cv2 = math.exp(cost_sigma**2) - 1
@@ -210,6 +216,7 @@ class Score:
     def __post_init__(self) -> None:
         self.delays: list[int] = []
         self.by_kind: dict[str, list[int]] = {k: [0, 0] for k in LABELS}  # found, total
+        self.by_strength: list[tuple[str, float, bool]] = []  # kind, strength, found
 
     @property
     def precision(self) -> float:
@@ -233,6 +240,7 @@ def score(series: Series, detections: list[Detection], tally: Score) -> None:
         hits = [d for d in scored if d.start < event.window_end and d.end >= event.start]
         label = event.kind if event.kind == "spike" else f"{event.kind} ({event.driver})"
         tally.by_kind[label][1] += 1
+        tally.by_strength.append((event.kind, event.strength, bool(hits)))
         if hits:
             matched = min(hits, key=lambda d: d.detected)
             tally.tp += 1
@@ -297,6 +305,21 @@ def main() -> None:
     for name, s in (("costline", mine), ("rolling p99 (7 d)", base)):
         parts = ", ".join(f"{k} {f}/{n}" for k, (f, n) in s.by_kind.items())
         print(f"recall by kind, {name}: {parts}")
+    # How much of what is missed could be seen at all: recall by the event's size.
+    bands = {
+        "spike": ("extra mean hours", (3.0, 8.0)),
+        "level_shift": ("x day-to-day noise", (3.0, 6.0)),
+        "creep": ("x day-to-day noise", (3.0, 6.0)),
+    }
+    for kind, (unit, (low, high)) in bands.items():
+        parts = []
+        for lo, hi in ((0.0, low), (low, high), (high, math.inf)):
+            got = [f for k, x, f in mine.by_strength if k == kind and lo <= x < hi]
+            name = (
+                f"< {low:g}" if lo == 0 else (f">= {lo:g}" if hi == math.inf else f"{lo:g}-{hi:g}")
+            )
+            parts.append(f"{name}: {sum(got)}/{len(got)}")
+        print(f"costline recall of {kind} by size ({unit}): {', '.join(parts)}")
     print(
         f"costline kind correct on {mine.right_kind}/{mine.tp} matched events; "
         f"detection time {1000 * spent / args.series:.1f} ms per 8-week series"

@@ -20,8 +20,8 @@ Rules, from sharp to slow:
   ``shift_score`` with their summed excess beyond ``shift_window_z`` (hours of one day
   share its ups and downs, so a bad day alone does not pass), or the total of the last
   24 h / 72 h against its expectation beyond ``day_z`` / ``three_day_z`` (z of that log
-  ratio against its own recent history). One
-  shift is one event: it lasts while a window z stays beyond ``keep_z`` and re-firings
+  ratio against its own recent history, the scale no less than the day-to-day noise
+  implies). One shift is one event: it lasts while a window z stays beyond ``keep_z`` and re-firings
   within ``merge_gap_hours`` extend it. Needs two weeks of history (hour-of-week);
 * creep: the last week ``creep_relative`` above expectation, still rising
   (``creep_rise`` above the previous week's excess) and significant against day-to-day
@@ -99,8 +99,8 @@ class AnomalyConfig:
     # Longer scales compare a window's total with its expectation, scored against how much
     # that same statistic varied over the previous weeks (so a series' own day-to-day
     # noise sets the bar): z of the 24 h and 72 h windows.
-    day_z: float = 6.5
-    three_day_z: float = 7.5
+    day_z: float = 6.0
+    three_day_z: float = 6.0
     keep_z: float = 2.0  # a shift lasts while a window z stays beyond this
     transient_hours: int = 12  # a shift that is over within this was a spike or drop
     window_history_days: int = 21
@@ -170,11 +170,14 @@ def detect_anomalies(
             raise ValueError("counts must cover the same hours as values")
         signal, per_call = _count_explained(y, calls)
         dearer = _cost_per_call_changes(y, calls, per_call, cfg)
-    expected, spread, day_part = _baseline(signal, cfg)
+    expected, spread, day_part, day_sigma = _baseline(signal, cfg)
     score = _robust_score(signal, expected, spread)
 
     capped = np.clip(signal, expected - 3 * spread, expected + 3 * spread)
-    window_z = {w: _window_z(capped, expected, hours=w, cfg=cfg) for w in (_DAY, 3 * _DAY)}
+    window_z = {
+        w: _window_z(capped, expected, hours=w, cfg=cfg, day_sigma=day_sigma)
+        for w in (_DAY, 3 * _DAY)
+    }
     short_z = _window_excess_z(signal, expected, spread, day_part, hours=cfg.shift_m)
     shifts = _level_shifts(score, short_z, window_z, cfg)
     spikes = _spikes_and_drops(signal, expected, spread, day_part, cfg)
@@ -244,13 +247,16 @@ def seasonal_baseline(
     spread (MAD as a standard deviation, floored) for every hour, NaN where history is too
     short. Hour-of-week neighbours over up to ``baseline_weeks`` weeks once two weeks are
     available, hour-of-day neighbours over up to seven days before that."""
-    expected, spread, _ = _baseline(y, config or AnomalyConfig())
+    expected, spread, _, _ = _baseline(y, config or AnomalyConfig())
     return expected, spread
 
 
-def _baseline(y: FloatArray, cfg: AnomalyConfig) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Expected value, spread, and the day-level part of the spread (shared by all hours
-    of a day, so it does not shrink when hours are summed)."""
+def _baseline(
+    y: FloatArray, cfg: AnomalyConfig
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Expected value, spread, the day-level part of the spread (shared by all hours of a
+    day, so it does not shrink when hours are summed), and that day-level noise as a
+    relative sigma (of log day totals; NaN until a week of whole days measures it)."""
     n = y.size
     t = np.arange(n)
     weekly_lags = [_WEEK * k + j for k in range(1, cfg.baseline_weeks + 1) for j in (-1, 0, 1)]
@@ -285,7 +291,8 @@ def _baseline(y: FloatArray, cfg: AnomalyConfig) -> tuple[FloatArray, FloatArray
     spread = np.fmax(spread, _noise_model_spread(y, expected))
     # Neighbouring hours share their day's ups and downs, so a handful of weeks understates
     # day-to-day variation; measure it from whole days instead.
-    day_part = np.abs(expected) * _day_to_day_sigma(y, expected)
+    day_sigma = _day_to_day_sigma(y, expected)
+    day_part = np.abs(expected) * day_sigma
     spread = np.fmax(spread, day_part)
     # Floors: a flat history must not make every wiggle infinitely surprising.
     typical = _rolling_typical(y)
@@ -294,7 +301,7 @@ def _baseline(y: FloatArray, cfg: AnomalyConfig) -> tuple[FloatArray, FloatArray
     spread = np.where(spread > 0, spread, np.nan)
     # Until a week of whole days measures it, assume the worst: hours move together.
     day_part = np.where(np.isfinite(day_part), np.fmin(day_part, spread), spread)
-    return expected, spread, np.where(np.isfinite(spread), day_part, 0.0)
+    return expected, spread, np.where(np.isfinite(spread), day_part, 0.0), day_sigma
 
 
 def _day_to_day_sigma(y: FloatArray, expected: FloatArray) -> FloatArray:
@@ -404,12 +411,22 @@ class _Event:
 
 
 def _window_z(
-    capped: FloatArray, expected: FloatArray, *, hours: int, cfg: AnomalyConfig
+    capped: FloatArray,
+    expected: FloatArray,
+    *,
+    hours: int,
+    cfg: AnomalyConfig,
+    day_sigma: FloatArray,
 ) -> FloatArray:
     """z-score of log(window total / expected window total) for the ``hours`` ending at
     each hour, centred and scaled by the same statistic over the previous weeks (median and
     MAD, refreshed daily). Observations come capped at 3 spreads so that one spike cannot
-    pass for a shift. NaN where there is not enough history."""
+    pass for a shift. NaN where there is not enough history.
+
+    The scale is at least what independent day-to-day noise implies for a window of that
+    many days (``day_sigma / sqrt(days)``): early on, the history holds a week or two of
+    overlapping windows, a handful of independent values whose MAD understates the noise,
+    and ordinary days in a series' third and fourth weeks passed for level shifts."""
     n = capped.size
     valid = np.isfinite(capped) & np.isfinite(expected)
     # A small pseudo-count keeps near-empty windows from producing huge log ratios.
@@ -425,8 +442,16 @@ def _window_z(
             need=7 * _DAY,
             weekly_from=2 * _WEEK + hours - 1,  # windows wholly on hour-of-week baselines
         )
+        floor = 0.0
+        if day_start < n and np.isfinite(day_sigma[day_start]):
+            floor = float(day_sigma[day_start]) * math.sqrt(_DAY / hours)
         _standardise_day(
-            z, log_ratio, past=log_ratio[lo:day_start], day_start=day_start, need=4 * _DAY
+            z,
+            log_ratio,
+            past=log_ratio[lo:day_start],
+            day_start=day_start,
+            need=4 * _DAY,
+            floor=floor,
         )
     return z
 
@@ -699,15 +724,22 @@ def _standardise(stat: FloatArray, cfg: AnomalyConfig, *, need: int) -> FloatArr
 
 
 def _standardise_day(
-    z: FloatArray, stat: FloatArray, *, past: FloatArray, day_start: int, need: int
+    z: FloatArray,
+    stat: FloatArray,
+    *,
+    past: FloatArray,
+    day_start: int,
+    need: int,
+    floor: float = 0.0,
 ) -> None:
     """Fill the day from ``day_start`` of ``z`` with ``(stat - median) / (MAD sigma)`` of the
-    known values of ``past``; leave it NaN with fewer than ``need`` of them."""
+    known values of ``past``, the scale at least ``floor``; leave it NaN with fewer than
+    ``need`` of them."""
     past = past[np.isfinite(past)]
     if past.size < need:
         return
     centre = float(np.median(past))
-    scale = max(_MAD_TO_SIGMA * float(np.median(np.abs(past - centre))), 0.01)
+    scale = max(_MAD_TO_SIGMA * float(np.median(np.abs(past - centre))), 0.01, floor)
     rows = slice(day_start, min(stat.size, day_start + _DAY))
     z[rows] = (stat[rows] - centre) / scale
 

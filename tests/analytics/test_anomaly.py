@@ -315,3 +315,22 @@ def test_dearer_calls_at_the_same_count_are_a_level_shift_given_counts() -> None
     assert abs(hour_of(shift.start) - at) <= 3
     assert hour_of(shift.detected_at) - at <= 12  # hours, not the days the weekly cost takes
     assert shift.observed / shift.expected == pytest.approx(3.0, rel=0.25)
+
+
+def test_early_window_scale_is_no_tighter_than_day_to_day_noise() -> None:
+    """Days alternate 5 % above and below normal, so 72-hour windows average most of it
+    away and their own history (a week or so in a young series) is tight. Three days a
+    little over two day-sigmas high are ordinary for this series: the window's scale
+    must not fall below what independent day-to-day noise implies for three days."""
+    days = 32
+    t = np.arange(days * 24)
+    day = t // 24
+    log_day = np.where(day % 2 == 0, 0.05, -0.05)
+    log_day[(day >= 28) & (day <= 30)] = 0.125
+    spend = 100.0 * np.exp(log_day)
+    found = detect(spend, min_impact=50.0)
+    assert [a.kind for a in found] == []
+    # The same three days ten times higher are a shift.
+    log_day[(day >= 28) & (day <= 30)] = 1.25
+    (shift,) = detect(100.0 * np.exp(log_day), min_impact=50.0)
+    assert shift.kind in ("level_shift", "spike") and shift.impact > 0
