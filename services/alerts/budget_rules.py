@@ -120,8 +120,10 @@ class _Context:
         ]
         if self.forecast is not None:
             facts.append(["Forecast", _forecast_text(self.forecast)])
-            if self.forecast.exhaustion_at is not None:
-                facts.append(["Runs out", _date(self.forecast.exhaustion_at, self.tz)])
+            out_at = self.forecast.exhaustion_at
+            if out_at is not None:
+                ran_out = out_at < self.forecast.computed_at
+                facts.append(["Ran out" if ran_out else "Runs out", _date(out_at, self.tz)])
         if s.unpriced_calls:
             facts.append(["Unpriced calls", f"{s.unpriced_calls:,} (cost unknown, not counted)"])
         if b.scope:

@@ -71,8 +71,9 @@ class BudgetForecast:
 
     ``projected_spend`` is the median of the predictive distribution of the period total
     (spend so far included); the intervals are central prediction intervals of that total.
-    ``exhaustion_at`` is when the projected cumulative spend reaches the budget (``now`` if
-    it already has), or ``None`` if it is not expected to within the period. With method
+    ``exhaustion_at`` is when the projected cumulative spend reaches the budget, or
+    ``None`` if it is not expected to within the period; if spend already has, it is when
+    the period's spend history crossed it (``now`` if the history does not show it). With method
     ``insufficient_history`` the upper bounds are ``inf`` and ``probability_over_budget`` is
     NaN (unknown) unless the budget is already spent.
     """
@@ -144,6 +145,16 @@ def forecast_budget(
     if future_days.size:
         future_weight[0] = 1.0 - done_today
     rng = np.random.default_rng(seed)
+    crossed_at = None
+    if spent_so_far >= budget:
+        crossed_at = _budget_crossed_at(
+            offsets,
+            amounts,
+            period_start=period_start,
+            now=now,
+            bucket_seconds=3600.0 if resolution == "hour" else _DAY_SECONDS,
+            budget=budget,
+        )
 
     if daily.size >= MIN_MODEL_DAYS and daily.sum() > 0:
         paths, note = _ets_weekly_paths(
@@ -159,7 +170,7 @@ def forecast_budget(
         return _insufficient_history(
             spent_so_far=spent_so_far,
             budget=budget,
-            now=now,
+            crossed_at=crossed_at,
             history_days=int(daily.size),
         )
 
@@ -167,16 +178,18 @@ def forecast_budget(
     totals = spent_so_far + remaining.sum(axis=1)
     q = np.quantile(totals, [0.5, 0.1, 0.9, 0.025, 0.975])
     median_total = float(q[0])
-    exhaustion = _exhaustion_at(
-        spent_so_far=spent_so_far,
-        budget=budget,
-        mean_path=remaining.mean(axis=0),
-        target_remaining=median_total - spent_so_far,
-        period_start=period_start,
-        now=now,
-        today=today,
-        future_days=future_days,
-    )
+    exhaustion = crossed_at
+    if exhaustion is None:
+        exhaustion = _exhaustion_at(
+            spent_so_far=spent_so_far,
+            budget=budget,
+            mean_path=remaining.mean(axis=0),
+            target_remaining=median_total - spent_so_far,
+            period_start=period_start,
+            now=now,
+            today=today,
+            future_days=future_days,
+        )
     return BudgetForecast(
         projected_spend=median_total,
         lower_80=float(q[1]),
@@ -392,9 +405,9 @@ def _short_history_paths(
 
 
 def _insufficient_history(
-    *, spent_so_far: float, budget: float, now: datetime, history_days: int
+    *, spent_so_far: float, budget: float, crossed_at: datetime | None, history_days: int
 ) -> BudgetForecast:
-    exhausted = spent_so_far >= budget
+    exhausted = crossed_at is not None
     if history_days:
         note = (
             f"The {history_days} days of history hold no spend: nothing to extrapolate. The "
@@ -413,7 +426,7 @@ def _insufficient_history(
         upper_95=math.inf,
         # Unknown, not zero: callers must not read "no history" as "safe".
         probability_over_budget=1.0 if exhausted else math.nan,
-        exhaustion_at=now if exhausted else None,
+        exhaustion_at=crossed_at,
         method="insufficient_history",
         note=note,
         history_days=history_days,
@@ -458,6 +471,32 @@ def _fraction_of_today_done(
     return min(1.0, done)
 
 
+def _budget_crossed_at(
+    offsets: FloatArray,
+    amounts: FloatArray,
+    *,
+    period_start: datetime,
+    now: datetime,
+    bucket_seconds: float,
+    budget: float,
+) -> datetime:
+    """When the period's spend reached the budget: within the history bucket where its
+    running total crosses it, spend spread evenly over the bucket; ``now`` if the history
+    does not reach it (the authoritative spend so far holds what the history lacks)."""
+    elapsed = (now - period_start).total_seconds()
+    inside = (offsets >= 0) & (offsets < elapsed)
+    order = np.argsort(offsets[inside], kind="stable")
+    starts, values = offsets[inside][order], amounts[inside][order]
+    running = np.cumsum(values)
+    reached = np.nonzero(running >= budget)[0]
+    if reached.size == 0:
+        return now
+    i = int(reached[0])
+    share = (budget - float(running[i] - values[i])) / float(values[i]) if values[i] > 0 else 0.0
+    crossed = period_start + timedelta(seconds=float(starts[i]) + share * bucket_seconds)
+    return min(crossed, now)
+
+
 def _exhaustion_at(
     *,
     spent_so_far: float,
@@ -469,8 +508,6 @@ def _exhaustion_at(
     today: int,
     future_days: npt.NDArray[np.int64],
 ) -> datetime | None:
-    if spent_so_far >= budget:
-        return now
     total = float(mean_path.sum())
     if total <= 0:
         return None

@@ -166,10 +166,35 @@ def test_budget_probability_and_exhaustion() -> None:
     assert loose.probability_over_budget < 0.05
     assert loose.exhaustion_at is None
 
-    spent = float(spend[60:].sum())
-    blown = run(spend, first_day=-60, today=15, budget=0.5 * spent)
+    # Already over: when the month's spend crossed the budget, spread evenly over its day.
+    month = spend[60:]
+    budget = 0.5 * float(month.sum())
+    blown = run(spend, first_day=-60, today=15, budget=budget)
     assert blown.probability_over_budget == 1.0
-    assert blown.exhaustion_at == START + timedelta(days=15)
+    day = int(np.argmax(np.cumsum(month) >= budget))
+    share = (budget - float(month[:day].sum())) / float(month[day])
+    assert blown.exhaustion_at is not None
+    crossed = START + timedelta(days=day + share)
+    assert abs((blown.exhaustion_at - crossed).total_seconds()) < 1
+    assert START + timedelta(days=5) < blown.exhaustion_at < START + timedelta(days=10)
+
+
+def test_spent_budget_the_history_does_not_show_ran_out_now() -> None:
+    """The spend so far is authoritative: over budget on spend the history lacks (today's,
+    say), the crossing is now, not some earlier day."""
+    spend = b2b_spend(75, first_day=-60)
+    now = START + timedelta(days=15, hours=6)
+    fc = forecast_budget(
+        timestamps=[START + timedelta(days=-60 + i) for i in range(75)],
+        values=spend,
+        period_start=START,
+        period_end=END,
+        now=now,
+        spent_so_far=float(spend[60:].sum()) + 5000.0,
+        budget=float(spend[60:].sum()) + 1000.0,
+    )
+    assert fc.exhaustion_at == now
+    assert fc.probability_over_budget == 1.0
 
 
 def test_hourly_history_matches_daily_history() -> None:
@@ -271,3 +296,21 @@ def test_bad_input_is_refused(kwargs: dict[str, object]) -> None:
     args.update(kwargs)
     with pytest.raises(ValueError):
         forecast_budget(**args)  # type: ignore[arg-type]
+
+
+def test_first_day_over_budget_says_in_which_hour() -> None:
+    """No complete day yet (nothing to project), but the hourly history shows when the
+    budget ran out: $1 an hour from midnight against $2.50 is half past two."""
+    now = START + timedelta(hours=5, minutes=30)
+    fc = forecast_budget(
+        timestamps=[START + timedelta(hours=h) for h in range(6)],
+        values=[1.0] * 6,
+        period_start=START,
+        period_end=END,
+        now=now,
+        spent_so_far=6.0,
+        budget=2.5,
+        resolution="hour",
+    )
+    assert fc.method == "insufficient_history"
+    assert fc.exhaustion_at == START + timedelta(hours=2, minutes=30)

@@ -67,12 +67,16 @@ def test_budget_warns_by_forecast_then_at_each_threshold_once(
     forecast_text = fake_slack.accepted()[0].all_text
     assert "$250.00" in forecast_text and "GET /v1/budgets/" in forecast_text
     assert "model gpt-4o" in forecast_text  # top contributors
+    # The 21:00 call of 25 November took the month to $250: the budget ran out in that hour.
+    over_text = fake_slack.accepted()[3].all_text
+    assert "Ran out" in over_text and "Wed 25 Nov 22:00" in over_text
 
     status = api.client.get(f"/v1/budgets/{budget['id']}", headers=api.read).json()
     assert status["spent_usd"] == "290.0000000000"
     assert status["percent_used"] == 116.0 and Decimal(status["remaining_usd"]) == 0
     assert status["forecast"]["method"] == "ets_weekly"
     assert status["forecast"]["probability_over_budget"] == 1.0
+    assert status["forecast"]["exhaustion_at"] == "2026-11-25T22:00:00Z"
     alerts = api.client.get("/v1/alerts", headers=api.read).json()
     assert sorted(a["rule"] for a in alerts) == ["budget_forecast", *["budget_threshold"] * 3]
     assert all(d["delivered_at"] for a in alerts for d in a["deliveries"])
