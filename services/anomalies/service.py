@@ -26,6 +26,9 @@ SERIES_HOURS = 5 * 168  # four weeks of hour-of-week baseline, plus the week bei
 TOP_VALUES = 15  # per dimension, by spend: the long tail is watched through the total
 RECENT = timedelta(hours=48)  # episodes ending earlier are history, not news
 BEFORE_WINDOW = timedelta(days=7)
+# An episode must add up to at least this (USD, calls) and at least one mean hour of its
+# own series: the bar the detector was measured at (bench/anomaly_eval.py), so a $40 blip
+# on a $100-an-hour series is not news while a $2 one on a $0.50 feature can be.
 MIN_IMPACT = {"spend": 1.0, "calls": 100.0}
 # Per-request percentiles: an hour needs this many settled requests to have one.
 MIN_REQUESTS = {"p50": 10, "p99": 50}
@@ -54,7 +57,8 @@ def detect_project(
     min_impact: dict[str, float] | None = None,
 ) -> DetectionReport:
     """One pass over the complete hours before ``now``; safe to repeat (episodes are keyed
-    by their first hour, alerts by their episode)."""
+    by their first hour, alerts by their episode). ``min_impact`` overrides the absolute
+    floors of ``MIN_IMPACT``; a series' mean hour can only raise them."""
     thresholds = MIN_IMPACT | (min_impact or {})
     end = now.replace(minute=0, second=0, microsecond=0)
     series = repository.hourly_series(session, project_id=project_id,
@@ -67,14 +71,16 @@ def detect_project(
         # the trailing empty hour pins the grid to the last complete hour
         stamps = [p[0] for p in points] + [end - _HOUR]
         calls = [p[2] for p in points] + [0.0]
+        hours = max(1.0, (end - grid_start) / _HOUR)
         for metric in ("spend", "calls"):
+            values = [p[1] for p in points] + [0.0] if metric == "spend" else calls
             found = detect_anomalies(
                 timestamps=stamps,
-                values=[p[1] for p in points] + [0.0] if metric == "spend" else calls,
+                values=values,
                 # Spend given its call counts: one expensive call among a few is not a
                 # spike, while more calls or a dearer cost per call are (see the detector).
                 counts=calls if metric == "spend" else None,
-                min_impact=thresholds[metric],
+                min_impact=max(thresholds[metric], sum(values) / hours),
             )
             for anomaly in found:
                 if anomaly.end + _HOUR < end - RECENT or anomaly.start < grid_start:

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     settle_window_s: int = Field(
         default=120, ge=0, description="A request is assembled once no call came for this long."
     )
+    anomaly_min_impact_usd: float = Field(
+        default=1.0,
+        ge=0,
+        description="Smallest spend anomaly worth recording, in USD; a series' own mean hour "
+        "of spend raises the bar for that series.",
+    )
 
     @property
     def resolved_data_dir(self) -> Path:
