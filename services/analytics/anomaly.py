@@ -188,6 +188,7 @@ def detect_anomalies(
     if dearer:
         events = _absorb(dearer, events, gap=cfg.merge_gap_hours, n=y.size, cfg=cfg)
     events.sort(key=lambda e: (e.start, e.end))
+    events = _one_per_episode(events, gap=cfg.merge_gap_hours)
 
     out: list[Anomaly] = []
     for event in events:
@@ -770,6 +771,27 @@ def _absorb(
         first.confirmed = min(event.confirmed, *(e.confirmed for e in joined))
         if first.end < n - 1 and first.end - first.start + 1 <= cfg.transient_hours:
             first.kind = "spike" if first.sign > 0 else "drop"
+    return merged
+
+
+def _one_per_episode(events: list[_Event], *, gap: int) -> list[_Event]:
+    """A lasting change found by two rules (creep that a level-shift window then confirms,
+    say) is one episode: same-signed persistent events within ``gap`` hours of each other
+    are merged, keeping the first kind, start and detection. Spikes and drops stay apart."""
+    merged: list[_Event] = []
+    for event in events:
+        lasting = event.kind in ("level_shift", "creep")
+        last = next((e for e in reversed(merged) if e.kind in ("level_shift", "creep")), None)
+        if (
+            lasting
+            and last is not None
+            and last.sign == event.sign
+            and event.start - last.end <= gap
+        ):
+            last.end = max(last.end, event.end)
+            last.confirmed = min(last.confirmed, event.confirmed)
+            continue
+        merged.append(event)
     return merged
 
 

@@ -334,3 +334,20 @@ def test_early_window_scale_is_no_tighter_than_day_to_day_noise() -> None:
     log_day[(day >= 28) & (day <= 30)] = 1.25
     (shift,) = detect(100.0 * np.exp(log_day), min_impact=50.0)
     assert shift.kind in ("level_shift", "spike") and shift.impact > 0
+
+
+def test_one_lasting_change_found_by_two_rules_is_one_episode() -> None:
+    from services.analytics.anomaly import _Event, _one_per_episode
+
+    creep = _Event("creep", 100, 300, 250, 1)
+    spike = _Event("spike", 305, 306, 305, 1)
+    shift = _Event("level_shift", 320, 500, 330, 1)  # within 48 h of the creep's end
+    fall = _Event("level_shift", 510, 600, 520, -1)  # the other way: news of its own
+    later = _Event("level_shift", 700, 800, 710, -1)  # 100 h after the fall ended
+    merged = _one_per_episode([creep, spike, shift, fall, later], gap=48)
+    assert [(e.kind, e.start, e.end, e.confirmed, e.sign) for e in merged] == [
+        ("creep", 100, 500, 250, 1),
+        ("spike", 305, 306, 305, 1),
+        ("level_shift", 510, 600, 520, -1),
+        ("level_shift", 700, 800, 710, -1),
+    ]
