@@ -29,7 +29,9 @@ Rules, from sharp to slow:
 
 Given hourly call ``counts`` (spend, tokens: amounts that are calls x amount per call), the
 rules read the count-explained amount, calls x the cost per call of the previous week: a
-few calls of uneven cost are noise, more calls are not. That amount follows a change in the
+few calls of uneven cost are noise, more calls are not, and the spread is at least the
+Poisson spread of the expected calls (plus one call: at a few calls an hour, three in one
+hour is luck). That amount follows a change in the
 cost per call only as the weekly cost per call catches up (days), so a second signal
 watches the cost per call itself: the median over the last 3 and 24 hours of each hour's
 cost per call against the same hour of the previous days. One expensive call moves one
@@ -171,6 +173,8 @@ def detect_anomalies(
         signal, per_call = _count_explained(y, calls)
         dearer = _cost_per_call_changes(y, calls, per_call, cfg)
     expected, spread, day_part, day_sigma = _baseline(signal, cfg)
+    if counts is not None:
+        spread = _at_least_poisson(spread, expected, per_call)
     score = _robust_score(signal, expected, spread)
 
     capped = np.clip(signal, expected - 3 * spread, expected + 3 * spread)
@@ -250,6 +254,20 @@ def seasonal_baseline(
     available, hour-of-day neighbours over up to seven days before that."""
     expected, spread, _, _ = _baseline(y, config or AnomalyConfig())
     return expected, spread
+
+
+def _at_least_poisson(spread: FloatArray, expected: FloatArray, per_call: FloatArray) -> FloatArray:
+    """The count-explained amount is calls x the cost of one call, and calls are Poisson:
+    its spread is at least one call's cost x sqrt(expected calls + 1), the Poisson part
+    plus one call for not knowing the expected count exactly. At a few calls an hour the
+    baseline (a trimmed mean of a dozen hours that mostly saw 0 or 1 call) and the fitted
+    noise model both understate this, and an hour with a handful of calls passed for a
+    spike."""
+    unit = np.where(np.isfinite(per_call) & (per_call > 0), per_call, np.nan)
+    calls = np.clip(np.nan_to_num(expected / unit, nan=0.0), 0.0, None)
+    least = np.nan_to_num(unit * np.sqrt(calls + 1.0), nan=0.0)
+    out: FloatArray = np.where(np.isfinite(spread), np.fmax(spread, least), spread)
+    return out
 
 
 def _baseline(

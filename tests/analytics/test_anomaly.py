@@ -351,3 +351,37 @@ def test_one_lasting_change_found_by_two_rules_is_one_episode() -> None:
         ("level_shift", 510, 600, 520, -1),
         ("level_shift", 700, 800, 710, -1),
     ]
+
+
+def quiet_nights_series(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """0.3 calls an hour at night, 6 by day, each call of a log-normal cost."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(6 * 168)
+    calls = rng.poisson(np.where(t % 24 < 8, 0.3, 6.0)).astype(np.float64)
+    spend = np.array([rng.lognormal(-4.0, 0.8, int(c)).sum() for c in calls])
+    return spend, calls
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_handful_of_calls_in_a_quiet_hour_is_not_a_spike(seed: int) -> None:
+    """At 0.3 calls an hour the baseline of a dozen past hours is mostly 0s and 1s; three
+    or four calls in one hour is Poisson luck, not a runaway job."""
+    spend, calls = quiet_nights_series(seed)
+    stamps = [START + i * HOUR for i in range(spend.size)]
+    found = detect_anomalies(
+        timestamps=stamps, values=spend, counts=calls, min_impact=float(spend.mean())
+    )
+    assert [a.kind for a in found if a.kind == "spike"] == []
+
+
+def test_a_burst_of_calls_in_a_quiet_hour_is_a_spike() -> None:
+    spend, calls = quiet_nights_series(0)
+    at = 5 * 168 + 3  # 03:00
+    calls[at] += 15
+    spend[at] += 15 * float(spend.sum() / calls.sum())
+    stamps = [START + i * HOUR for i in range(spend.size)]
+    found = detect_anomalies(
+        timestamps=stamps, values=spend, counts=calls, min_impact=float(spend.mean())
+    )
+    (spike,) = found
+    assert spike.kind == "spike" and at - 2 <= hour_of(spike.start) <= at <= hour_of(spike.end)
