@@ -29,7 +29,10 @@ flagged hours within 3 h of each other form one detection. Its thresholds are fi
 definition; ours were set on the ``tune`` seed set and the default run reports the
 ``report`` set.
 
-    python bench/anomaly_eval.py [--set report|tune] [--series 240] [--spend-only]
+1,000 series per run: with 240, F1 moved by about 0.03 from one seed set to another, more
+than most changes to the detector do.
+
+    python bench/anomaly_eval.py [--set report|tune] [--series 1000] [--spend-only]
 """
 
 from __future__ import annotations
@@ -259,7 +262,7 @@ def score(series: Series, detections: list[Detection], tally: Score) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--set", choices=sorted(SEED_SETS), default="report")
-    parser.add_argument("--series", type=int, default=240)
+    parser.add_argument("--series", type=int, default=1000)
     parser.add_argument(
         "--spend-only", action="store_true", help="do not pass hourly call counts to ours"
     )

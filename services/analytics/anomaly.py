@@ -21,11 +21,20 @@ Rules, from sharp to slow:
   share its ups and downs, so a bad day alone does not pass), or the total of the last
   24 h / 72 h against its expectation beyond ``day_z`` / ``three_day_z`` (z of that log
   ratio against its own recent history, the scale no less than the day-to-day noise
-  implies). One shift is one event: it lasts while a window z stays beyond ``keep_z`` and re-firings
-  within ``merge_gap_hours`` extend it. Needs two weeks of history (hour-of-week);
-* creep: the last week ``creep_relative`` above expectation, still rising
-  (``creep_rise`` above the previous week's excess) and significant against day-to-day
-  noise (``creep_z``), with no recent level shift to explain it. Upward only.
+  implies). One shift is one event: it lasts while a window z stays beyond ``keep_z``
+  and re-firings within ``merge_gap_hours`` extend it. Needs two weeks of history
+  (hour-of-week);
+* creep, two ways, with no recent level shift to explain it; upward only:
+  - the last week ``creep_relative`` above expectation, still rising (``creep_rise``
+    above the previous week's excess) and significant against day-to-day noise
+    (``creep_z``);
+  - a one-sided CUSUM (Page) of whole days: each day's log ratio to the median of the
+    same weekday over the previous four weeks, standardised by how that ratio varied
+    in the three weeks before the last one (no less than week-on-week changes of whole
+    days imply: three weeks of history are few), accumulates what exceeds ``cusum_k`` and
+    fires at ``cusum_h``. Days are capped at ``cusum_cap`` so one runaway day cannot
+    pass for creep; a run of small rises, each within a day's noise, adds up. Needs
+    three weeks of history.
 
 Given hourly call ``counts`` (spend, tokens: amounts that are calls x amount per call), the
 rules read the count-explained amount, calls x the cost per call of the previous week: a
@@ -112,6 +121,9 @@ class AnomalyConfig:
     creep_relative: float = 0.25  # and at least this much above expectation
     creep_rise: float = 0.1  # and this much above the previous window's excess
     creep_quiet_days: int = 28  # after a level shift the baseline is mixed for ~4 weeks
+    cusum_k: float = 0.5  # allowance per day, in day-to-day sigmas
+    cusum_h: float = 10.0  # decision level, in accumulated sigmas
+    cusum_cap: float = 3.0  # no one day counts for more than this many sigmas
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +199,7 @@ def detect_anomalies(
     spikes = _spikes_and_drops(signal, expected, spread, day_part, cfg)
     events: list[_Event] = [*shifts, *_outside_shifts(spikes, shifts)]
     events.extend(_creep(capped, expected, cfg, shifts))
+    events.extend(_cusum_creep(y, cfg, [*shifts, *dearer]))
     for event in shifts:
         _reshape(event, capped=capped, expected=expected, cfg=cfg)
     if dearer:
@@ -911,6 +924,69 @@ def _creep(
     return [
         _Event("creep", max(0, start - w + 1), end, start, 1) for start, end in _runs(fire, gap=w)
     ]
+
+
+def _cusum_creep(y: FloatArray, cfg: AnomalyConfig, quiet_after: list[_Event]) -> list[_Event]:
+    """Creep by a one-sided CUSUM of whole days (see the module docstring). Days run in 24 h
+    blocks from the first hour; a day's level is the mean of its known hours (at least
+    half of them), so sums and percentiles are treated alike. Reported at the end of the
+    day it fires, starting where the CUSUM last left zero."""
+    n = y.size
+    days = n // _DAY
+    if days < 3 * 7:
+        return []
+    blocks = y[: days * _DAY].reshape(days, _DAY)
+    known = np.isfinite(blocks).sum(axis=1)
+    level = np.full(days, np.nan)
+    enough = known >= _DAY // 2
+    level[enough] = np.nansum(blocks[enough], axis=1) / known[enough]
+    positive = level[np.isfinite(level) & (level > 0)]
+    if positive.size == 0:
+        return []
+    pseudo = 0.02 * float(np.median(positive))
+    # Each day against the median of the same weekday over the previous four weeks.
+    lagged = np.full((4, days), np.nan)
+    for k in range(1, 5):
+        if days > 7 * k:
+            lagged[k - 1, 7 * k :] = level[: days - 7 * k]
+    ratio = np.full(days, np.nan)
+    usable = (np.sum(np.isfinite(lagged), axis=0) >= 2) & np.isfinite(level)
+    if usable.any():
+        reference = np.nanmedian(lagged[:, usable], axis=0)
+        ratio[usable] = np.log((level[usable] + pseudo) / (reference + pseudo))
+    # Week-on-week changes of the day level measure day-to-day noise from the second week
+    # on: a floor for the ratio's spread while its own history is only days long.
+    weekly = np.full(days, np.nan)
+    both = np.isfinite(level[7:]) & np.isfinite(level[:-7])
+    weekly[7:][both] = np.log((level[7:][both] + pseudo) / (level[:-7][both] + pseudo))
+    fire = np.zeros(n, dtype=bool)
+    onset: dict[int, int] = {}
+    total, left_zero = 0.0, 0
+    for d in range(3 * 7, days):
+        past = ratio[max(0, d - 4 * 7) : d - 7]  # three weeks, ending a week ago
+        past = past[np.isfinite(past)]
+        if past.size < 5 or not np.isfinite(ratio[d]):
+            continue
+        changes = weekly[max(0, d - 5 * 7) : d - 7]
+        changes = changes[np.isfinite(changes)]
+        centre = float(np.median(past))
+        sigma = max(_MAD_TO_SIGMA * float(np.median(np.abs(past - centre))), 0.02)
+        if changes.size >= 5:
+            # A day against a median of 2-4 others varies about sqrt(1.4) times one day;
+            # a week-on-week change, sqrt(2) times.
+            spread = _MAD_TO_SIGMA * float(np.median(np.abs(changes - np.median(changes))))
+            sigma = max(sigma, spread * math.sqrt(1.4 / 2))
+        z = min((float(ratio[d]) - centre) / sigma, cfg.cusum_cap)
+        if total == 0.0:
+            left_zero = d
+        total = max(0.0, total + z - cfg.cusum_k)
+        if total >= cfg.cusum_h:
+            hour = (d + 1) * _DAY - 1
+            fire[hour] = True
+            onset[hour] = left_zero * _DAY
+    for e in quiet_after:
+        fire[max(0, e.start - 1) : min(n, e.end + cfg.creep_quiet_days * _DAY)] = False
+    return [_Event("creep", onset[start], end, start, 1) for start, end in _runs(fire, gap=_WEEK)]
 
 
 def _finish(

@@ -385,3 +385,18 @@ def test_a_burst_of_calls_in_a_quiet_hour_is_a_spike() -> None:
     )
     (spike,) = found
     assert spike.kind == "spike" and at - 2 <= hour_of(spike.start) <= at <= hour_of(spike.end)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4, 6])
+def test_creep_within_a_days_noise_adds_up(seed: int) -> None:
+    """1.2 % a day for two weeks under 6 % day-to-day noise: no week stands out by 25 %,
+    but day after day above the same weekday's median does (the daily CUSUM)."""
+    rng = np.random.default_rng(100 + seed)
+    clean = seasonal_spend(8, seed=seed)
+    clean *= np.exp(rng.normal(0, 0.06, 8 * 7))[np.arange(clean.size) // 24]
+    assert [a.kind for a in detect(clean, min_impact=10.0)] == []
+    start = 4 * 168
+    days = (np.arange(clean.size) - start).clip(0) / 24
+    (creep,) = detect(clean * np.exp(0.012 * days.clip(max=14)), min_impact=10.0)
+    assert creep.kind == "creep" and creep.impact > 0
+    assert start <= hour_of(creep.detected_at) <= start + 17 * 24
