@@ -289,7 +289,7 @@ def main() -> None:
         f"   ours given: {'spend' if args.spend_only else 'spend + calls'}"
     )
     header = (
-        f"{'detector':<22}{'TP':>5}{'FP':>5}{'dup':>5}{'FN':>5}{'prec':>7}{'recall':>7}"
+        f"{'detector':<22}{'TP':>6}{'FP':>7}{'dup':>6}{'FN':>6}{'prec':>7}{'recall':>7}"
         f"{'F1':>7}{'med delay h':>12}{'alarms/clean wk':>16}"
     )
     print(header)
@@ -297,7 +297,7 @@ def main() -> None:
         delay = float(np.median(s.delays)) if s.delays else math.nan
         per_week = s.clean_alarms / s.clean_weeks if s.clean_weeks else math.nan
         print(
-            f"{name:<22}{s.tp:>5}{s.fp:>5}{s.duplicates:>5}{s.fn:>5}{s.precision:>7.3f}"
+            f"{name:<22}{s.tp:>6}{s.fp:>7}{s.duplicates:>6}{s.fn:>6}{s.precision:>7.3f}"
             f"{s.recall:>7.3f}{s.f1:>7.3f}{delay:>12.1f}{per_week:>16.3f}"
         )
     for label, (m, b) in by_volume.items():

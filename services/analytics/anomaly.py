@@ -40,12 +40,13 @@ Given hourly call ``counts`` (spend, tokens: amounts that are calls x amount per
 rules read the count-explained amount, calls x the cost per call of the previous week: a
 few calls of uneven cost are noise, more calls are not, and the spread is at least the
 Poisson spread of the expected calls (plus one call: at a few calls an hour, three in one
-hour is luck). That amount follows a change in the
-cost per call only as the weekly cost per call catches up (days), so a second signal
-watches the cost per call itself: the median over the last 3 and 24 hours of each hour's
-cost per call against the same hour of the previous days. One expensive call moves one
-hour of it; every call getting dearer (another model, longer prompts) moves all of them,
-and is reported as a level shift within hours. Impacts are still measured on the amounts.
+hour is luck). That amount follows a change in the cost per call only as the weekly cost
+per call catches up (days), so a second signal watches the cost per call itself: the
+median over the last 3, 24 and 72 hours of each hour's cost per call against the same
+hour of the previous days. One expensive call moves one hour of it; every call getting
+dearer (another model, longer prompts) moves all of them, and is reported as a level
+shift within hours (at a few calls an hour, within a day or two: the 72 h window).
+Impacts are still measured on the amounts.
 
 An event is reported only once its cumulative ``|observed - expected|`` reaches
 ``min_impact`` (in the series' unit, e.g. dollars); ``detected_at`` is the hour at which
@@ -102,7 +103,7 @@ class AnomalyConfig:
     burst_hours: int = 3
     # Given call counts: (hours, z) windows of the median hourly cost per call against the
     # previous week's, for changes in cost per call at the same call count.
-    cost_windows: tuple[tuple[int, float], ...] = ((3, 14.0), (24, 8.0))
+    cost_windows: tuple[tuple[int, float], ...] = ((3, 14.0), (24, 8.0), (72, 4.5))
     shift_score: float = 3.0  # short scale: shift_k of the last shift_m hours beyond it
     shift_k: int = 5
     shift_m: int = 6
@@ -677,8 +678,9 @@ def _cost_per_call_changes(
     ``hours`` hours, of each hour's cost per call against the previous week's: one expensive
     call moves one hour of it, a dearer cost per call moves all of them. It is scored
     against its own recent history (median and MAD, refreshed daily), like the window
-    statistics of ``_level_shifts``. An episode lasts while a window stays beyond
-    ``keep_z``; one that is over within ``transient_hours`` is a spike or drop."""
+    statistics of ``_level_shifts``, the scale no less than a median of that many
+    independent hours varies. An episode lasts while a window stays beyond ``keep_z``;
+    one that is over within ``transient_hours`` is a spike or drop."""
     n = y.size
     hourly = np.full(n, np.nan)
     priced = np.isfinite(y) & (y > 0) & (calls > 0)
@@ -698,6 +700,7 @@ def _cost_per_call_changes(
     ratio = np.full(n, np.nan)
     ratio[ok] = np.log(hourly[ok] / reference[ok])
     z: dict[int, FloatArray] = {}
+    hourly_sigma = _rolling_sigma(ratio, cfg)
     for hours, _ in cfg.cost_windows:
         padded = np.concatenate([np.full(hours - 1, np.nan), ratio])
         windows = sliding_window_view(padded, hours)
@@ -705,7 +708,10 @@ def _cost_per_call_changes(
         rolling = np.full(n, np.nan)
         if enough.any():
             rolling[enough] = np.nanmedian(windows[enough], axis=1)
-        z[hours] = _standardise(rolling, cfg, need=4 * _DAY)
+        # A median of ``hours`` independent hours varies about 1.25 / sqrt(hours) times as
+        # much as one hour; the MAD of a few weeks of overlapping windows understates it.
+        floor = hourly_sigma * 1.2533 / math.sqrt(hours)
+        z[hours] = _standardise(rolling, cfg, need=4 * _DAY, floor=floor)
     hourly_z = _standardise(ratio, cfg, need=4 * _DAY)
     events: list[_Event] = []
     for sign in (1, -1):
@@ -737,7 +743,26 @@ def _cost_per_call_changes(
     return events
 
 
-def _standardise(stat: FloatArray, cfg: AnomalyConfig, *, need: int) -> FloatArray:
+def _rolling_sigma(stat: FloatArray, cfg: AnomalyConfig) -> FloatArray:
+    """MAD sigma of ``stat`` over the previous ``window_history_days`` days, for every hour
+    (refreshed daily, causal); NaN with under four days of known values."""
+    n = stat.size
+    out = np.full(n, np.nan)
+    lookback = cfg.window_history_days * _DAY
+    for day_start in range(0, n, _DAY):
+        past = stat[max(0, day_start - lookback) : day_start]
+        past = past[np.isfinite(past)]
+        if past.size >= 4 * _DAY:
+            centre = float(np.median(past))
+            out[day_start : day_start + _DAY] = _MAD_TO_SIGMA * float(
+                np.median(np.abs(past - centre))
+            )
+    return out
+
+
+def _standardise(
+    stat: FloatArray, cfg: AnomalyConfig, *, need: int, floor: FloatArray | None = None
+) -> FloatArray:
     """``(stat - centre) / scale`` with the median and MAD of the statistic over the
     previous ``window_history_days`` days, refreshed daily (causal); NaN until ``need``
     known hours of history."""
@@ -745,12 +770,16 @@ def _standardise(stat: FloatArray, cfg: AnomalyConfig, *, need: int) -> FloatArr
     z = np.full(n, np.nan)
     lookback = cfg.window_history_days * _DAY
     for day_start in range(0, n, _DAY):
+        least = 0.0
+        if floor is not None and np.isfinite(floor[day_start]):
+            least = float(floor[day_start])
         _standardise_day(
             z,
             stat,
             past=stat[max(0, day_start - lookback) : day_start],
             day_start=day_start,
             need=need,
+            floor=least,
         )
     return z
 
@@ -781,7 +810,9 @@ def _absorb(
 ) -> list[_Event]:
     """One episode, one event: a cost-per-call change and what the count-explained rules
     see of it (at once if calls moved too, days later as the weekly cost per call catches
-    up) are merged, keeping the earliest start and detection."""
+    up) are merged, keeping the earliest start and detection, and the kind of the rule
+    that fired first (a step the cost-per-call windows saw is a level shift even if a
+    creep rule later dates its onset earlier)."""
     merged = list(others)
     for event in primary:
         joined = [
@@ -793,10 +824,11 @@ def _absorb(
             merged.append(event)
             continue
         first = min(joined, key=lambda e: e.start)
+        fired_first = min([event, *joined], key=lambda e: e.confirmed)
         for e in joined:
             if e is not first:
                 merged.remove(e)
-        first.kind = "level_shift" if first.kind in ("spike", "drop") else first.kind
+        first.kind = "level_shift" if fired_first.kind in ("spike", "drop") else fired_first.kind
         first.end = max(event.end, *(e.end for e in joined))
         first.start = min(event.start, first.start)
         first.confirmed = min(event.confirmed, *(e.confirmed for e in joined))
@@ -808,7 +840,8 @@ def _absorb(
 def _one_per_episode(events: list[_Event], *, gap: int) -> list[_Event]:
     """A lasting change found by two rules (creep that a level-shift window then confirms,
     say) is one episode: same-signed persistent events within ``gap`` hours of each other
-    are merged, keeping the first kind, start and detection. Spikes and drops stay apart."""
+    are merged, keeping the first start and detection and the kind of the rule that fired
+    first. Spikes and drops stay apart."""
     merged: list[_Event] = []
     for event in events:
         lasting = event.kind in ("level_shift", "creep")
@@ -819,8 +852,9 @@ def _one_per_episode(events: list[_Event], *, gap: int) -> list[_Event]:
             and last.sign == event.sign
             and event.start - last.end <= gap
         ):
+            if event.confirmed < last.confirmed:
+                last.kind, last.confirmed = event.kind, event.confirmed
             last.end = max(last.end, event.end)
-            last.confirmed = min(last.confirmed, event.confirmed)
             continue
         merged.append(event)
     return merged

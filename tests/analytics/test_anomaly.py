@@ -400,3 +400,20 @@ def test_creep_within_a_days_noise_adds_up(seed: int) -> None:
     (creep,) = detect(clean * np.exp(0.012 * days.clip(max=14)), min_impact=10.0)
     assert creep.kind == "creep" and creep.impact > 0
     assert start <= hour_of(creep.detected_at) <= start + 17 * 24
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 5])
+def test_dearer_calls_at_a_few_calls_an_hour_are_a_shift_within_three_days(seed: int) -> None:
+    """Five calls an hour of uneven cost, then every call 50 % dearer at the same count:
+    a day's median cost per call is still too noisy, three days' is not."""
+    rng = np.random.default_rng(seed)
+    calls = rng.poisson(5.0, 6 * 168).astype(np.float64)
+    at = 5 * 168 - 60
+    dearer = np.where(np.arange(calls.size) >= at, 1.5, 1.0)
+    spend = np.array([rng.lognormal(-4.0, 0.8, int(c)).sum() for c in calls]) * dearer
+    stamps = [START + i * HOUR for i in range(spend.size)]
+    (found,) = detect_anomalies(
+        timestamps=stamps, values=spend, counts=calls, min_impact=float(spend.mean())
+    )
+    assert found.kind == "level_shift" and found.impact > 0
+    assert at <= hour_of(found.detected_at) < at + 72
