@@ -198,7 +198,7 @@ def detect_anomalies(
     short_z = _window_excess_z(signal, expected, spread, day_part, hours=cfg.shift_m)
     shifts = _level_shifts(score, short_z, window_z, cfg)
     spikes = _spikes_and_drops(signal, expected, spread, day_part, cfg)
-    events: list[_Event] = [*shifts, *_outside_shifts(spikes, shifts)]
+    events: list[_Event] = [*shifts, *_outside_shifts(spikes, shifts, lead=cfg.shift_m)]
     events.extend(_creep(capped, expected, cfg, shifts))
     events.extend(_cusum_creep(y, cfg, [*shifts, *dearer]))
     for event in shifts:
@@ -649,16 +649,18 @@ def _spikes_and_drops(
     return events
 
 
-def _outside_shifts(spikes: list[_Event], shifts: list[_Event]) -> list[_Event]:
-    """The spikes and drops that are not the sharp start of a level shift; a shift that
-    starts with one is raised as early as the spike."""
+def _outside_shifts(spikes: list[_Event], shifts: list[_Event], *, lead: int) -> list[_Event]:
+    """The spikes and drops that are not the sharp start of a level shift (touching it, or
+    ending at most ``lead`` hours before it starts: the shift's own onset is estimated
+    from the hours after the jump); a shift that starts with one is raised as early as
+    the spike."""
     kept: list[_Event] = []
     for spike in spikes:
         owner = next(
             (
                 e
                 for e in shifts
-                if e.sign == spike.sign and e.start - 1 <= spike.end and spike.start <= e.end + 1
+                if e.sign == spike.sign and e.start - lead <= spike.end and spike.start <= e.end + 1
             ),
             None,
         )
@@ -846,11 +848,13 @@ def _one_per_episode(events: list[_Event], *, gap: int) -> list[_Event]:
     for event in events:
         lasting = event.kind in ("level_shift", "creep")
         last = next((e for e in reversed(merged) if e.kind in ("level_shift", "creep")), None)
+        # Creep takes days to show and pauses at weekends: its episodes join over a week.
+        reach = _WEEK if "creep" in (event.kind, last.kind if last else "") else gap
         if (
             lasting
             and last is not None
             and last.sign == event.sign
-            and event.start - last.end <= gap
+            and event.start - last.end <= reach
         ):
             if event.confirmed < last.confirmed:
                 last.kind, last.confirmed = event.kind, event.confirmed

@@ -417,3 +417,17 @@ def test_dearer_calls_at_a_few_calls_an_hour_are_a_shift_within_three_days(seed:
     )
     assert found.kind == "level_shift" and found.impact > 0
     assert at <= hour_of(found.detected_at) < at + 72
+
+
+def test_creep_episodes_join_over_a_week_and_a_jump_just_before_a_shift_is_its_start() -> None:
+    from services.analytics.anomaly import _Event, _one_per_episode, _outside_shifts
+
+    weekly = _Event("creep", 100, 300, 280, 1)
+    daily = _Event("creep", 400, 600, 450, 1)  # 100 h later: the same slow rise
+    (creep,) = _one_per_episode([weekly, daily], gap=48)
+    assert (creep.start, creep.end, creep.confirmed) == (100, 600, 280)
+    shifts = [_Event("level_shift", 1000, 1200, 1010, 1)]
+    jump = _Event("spike", 992, 995, 992, 1)  # ends 5 h before the shift's estimated onset
+    earlier = _Event("spike", 980, 982, 980, 1)  # ends 18 h before: an incident of its own
+    assert _outside_shifts([earlier, jump], shifts, lead=6) == [earlier]
+    assert (shifts[0].start, shifts[0].confirmed) == (992, 992)
