@@ -339,7 +339,12 @@ def _baseline(
 
 def _day_to_day_sigma(y: FloatArray, expected: FloatArray) -> FloatArray:
     """Robust spread of log(day total / expected day total) over the previous 21 days, for
-    every hour (causal, refreshed daily); NaN where fewer than seven days are known."""
+    every hour (causal, refreshed daily); NaN where fewer than seven days are known.
+
+    It is at least what the week-on-week changes of whole days over the same 21 days
+    imply (their spread / sqrt(2)): in a series' third and fourth weeks the ratios to
+    the weekly baseline are only a week or so of values, whose MAD is often far too
+    small, and single ordinary days passed for level shifts."""
     n = y.size
     out = np.full(n, np.nan)
     days = n // _DAY
@@ -353,12 +358,24 @@ def _day_to_day_sigma(y: FloatArray, expected: FloatArray) -> FloatArray:
             total_y = float(y[block][ok].sum())
             if total_e > 0 and total_y > 0:
                 ratios[d] = math.log(total_y / total_e)
+    totals = np.array(
+        [float(np.nansum(y[d * _DAY : (d + 1) * _DAY])) for d in range(days)], dtype=np.float64
+    )
+    weekly = np.full(days, np.nan)
+    if days > 7:
+        both = (totals[7:] > 0) & (totals[:-7] > 0)
+        weekly[7:][both] = np.log(totals[7:][both] / totals[:-7][both])
     for d in range(days + 1):
         past = ratios[_same_mode_start(max(0, d - 21), d, need=7, weekly_from=14) : d]
         past = past[np.isfinite(past)]
         if past.size >= 7:
             centre = float(np.median(past))
             sigma = _MAD_TO_SIGMA * float(np.median(np.abs(past - centre)))
+            changes = weekly[max(0, d - 21) : d]
+            changes = changes[np.isfinite(changes)]
+            if changes.size >= 7:
+                spread = _MAD_TO_SIGMA * float(np.median(np.abs(changes - np.median(changes))))
+                sigma = max(sigma, spread / math.sqrt(2))
             out[d * _DAY : (d + 1) * _DAY] = sigma
     return out
 
