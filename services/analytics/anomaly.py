@@ -361,21 +361,16 @@ def _day_to_day_sigma(y: FloatArray, expected: FloatArray) -> FloatArray:
     totals = np.array(
         [float(np.nansum(y[d * _DAY : (d + 1) * _DAY])) for d in range(days)], dtype=np.float64
     )
-    weekly = np.full(days, np.nan)
-    if days > 7:
-        both = (totals[7:] > 0) & (totals[:-7] > 0)
-        weekly[7:][both] = np.log(totals[7:][both] / totals[:-7][both])
+    weekly = _week_on_week(totals)
     for d in range(days + 1):
         past = ratios[_same_mode_start(max(0, d - 21), d, need=7, weekly_from=14) : d]
         past = past[np.isfinite(past)]
         if past.size >= 7:
-            centre = float(np.median(past))
-            sigma = _MAD_TO_SIGMA * float(np.median(np.abs(past - centre)))
+            sigma = _mad_sigma(past)
             changes = weekly[max(0, d - 21) : d]
             changes = changes[np.isfinite(changes)]
             if changes.size >= 7:
-                spread = _MAD_TO_SIGMA * float(np.median(np.abs(changes - np.median(changes))))
-                sigma = max(sigma, spread / math.sqrt(2))
+                sigma = max(sigma, _mad_sigma(changes) / math.sqrt(2))
             out[d * _DAY : (d + 1) * _DAY] = sigma
     return out
 
@@ -772,10 +767,7 @@ def _rolling_sigma(stat: FloatArray, cfg: AnomalyConfig) -> FloatArray:
         past = stat[max(0, day_start - lookback) : day_start]
         past = past[np.isfinite(past)]
         if past.size >= 4 * _DAY:
-            centre = float(np.median(past))
-            out[day_start : day_start + _DAY] = _MAD_TO_SIGMA * float(
-                np.median(np.abs(past - centre))
-            )
+            out[day_start : day_start + _DAY] = _mad_sigma(past)
     return out
 
 
@@ -819,7 +811,7 @@ def _standardise_day(
     if past.size < need:
         return
     centre = float(np.median(past))
-    scale = max(_MAD_TO_SIGMA * float(np.median(np.abs(past - centre))), 0.01, floor)
+    scale = max(_mad_sigma(past), 0.01, floor)
     rows = slice(day_start, min(stat.size, day_start + _DAY))
     z[rows] = (stat[rows] - centre) / scale
 
@@ -954,8 +946,7 @@ def _creep(
         past = past[np.isfinite(past)]
         if past.size < 7:
             continue
-        centre = float(np.median(past))
-        sigma = max(_MAD_TO_SIGMA * float(np.median(np.abs(past - centre))), 0.01)
+        sigma = max(_mad_sigma(past), 0.01)
         rows = slice(day_start, min(n, day_start + _DAY))
         z[rows] = window_ratio[rows] / (sigma / math.sqrt(days_in_window))
     t = np.arange(n)
@@ -1011,9 +1002,7 @@ def _cusum_creep(y: FloatArray, cfg: AnomalyConfig, quiet_after: list[_Event]) -
         ratio[usable] = np.log((level[usable] + pseudo) / (reference + pseudo))
     # Week-on-week changes of the day level measure day-to-day noise from the second week
     # on: a floor for the ratio's spread while its own history is only days long.
-    weekly = np.full(days, np.nan)
-    both = np.isfinite(level[7:]) & np.isfinite(level[:-7])
-    weekly[7:][both] = np.log((level[7:][both] + pseudo) / (level[:-7][both] + pseudo))
+    weekly = _week_on_week(level, pseudo=pseudo)
     fire = np.zeros(n, dtype=bool)
     onset: dict[int, int] = {}
     total, left_zero = 0.0, 0
@@ -1025,12 +1014,11 @@ def _cusum_creep(y: FloatArray, cfg: AnomalyConfig, quiet_after: list[_Event]) -
         changes = weekly[max(0, d - 5 * 7) : d - 7]
         changes = changes[np.isfinite(changes)]
         centre = float(np.median(past))
-        sigma = max(_MAD_TO_SIGMA * float(np.median(np.abs(past - centre))), 0.02)
+        sigma = max(_mad_sigma(past), 0.02)
         if changes.size >= 5:
             # A day against a median of 2-4 others varies about sqrt(1.4) times one day;
             # a week-on-week change, sqrt(2) times.
-            spread = _MAD_TO_SIGMA * float(np.median(np.abs(changes - np.median(changes))))
-            sigma = max(sigma, spread * math.sqrt(1.4 / 2))
+            sigma = max(sigma, _mad_sigma(changes) * math.sqrt(1.4 / 2))
         z = min((float(ratio[d]) - centre) / sigma, cfg.cusum_cap)
         if total == 0.0:
             left_zero = d
@@ -1135,6 +1123,22 @@ def _rolling_typical(y: FloatArray) -> FloatArray:
         warnings.simplefilter("ignore", RuntimeWarning)  # the first hour has no past week
         typical = np.nanmedian(np.abs(windows), axis=1) if n else np.zeros(0)
     return np.nan_to_num(typical, nan=0.0)
+
+
+def _mad_sigma(values: FloatArray) -> float:
+    """Robust standard deviation: the MAD around the median, scaled to a normal's sigma."""
+    return _MAD_TO_SIGMA * float(np.median(np.abs(values - np.median(values))))
+
+
+def _week_on_week(levels: FloatArray, *, pseudo: float = 0.0) -> FloatArray:
+    """Per day, log((level + pseudo) / (the level a week before + pseudo)); NaN where either
+    is unknown or not positive."""
+    out: FloatArray = np.full(levels.size, np.nan)
+    if levels.size > 7:
+        now, before = levels[7:] + pseudo, levels[:-7] + pseudo
+        both = np.isfinite(now) & np.isfinite(before) & (now > 0) & (before > 0)
+        out[7:][both] = np.log(now[both] / before[both])
+    return out
 
 
 def _trailing_count(flags: BoolArray, m: int) -> npt.NDArray[np.int64]:
