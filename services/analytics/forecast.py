@@ -73,9 +73,9 @@ class BudgetForecast:
     (spend so far included); the intervals are central prediction intervals of that total.
     ``exhaustion_at`` is when the projected cumulative spend reaches the budget, or
     ``None`` if it is not expected to within the period; if spend already has, it is when
-    the period's spend history crossed it (``now`` if the history does not show it). With method
-    ``insufficient_history`` the upper bounds are ``inf`` and ``probability_over_budget`` is
-    NaN (unknown) unless the budget is already spent.
+    the period's spend history crossed it (``now`` if the history does not show it). With
+    method ``insufficient_history`` the upper bounds are ``inf`` and
+    ``probability_over_budget`` is NaN (unknown) unless the budget is already spent.
     """
 
     projected_spend: float
