@@ -358,9 +358,7 @@ def _day_to_day_sigma(y: FloatArray, expected: FloatArray) -> FloatArray:
             total_y = float(y[block][ok].sum())
             if total_e > 0 and total_y > 0:
                 ratios[d] = math.log(total_y / total_e)
-    totals = np.array(
-        [float(np.nansum(y[d * _DAY : (d + 1) * _DAY])) for d in range(days)], dtype=np.float64
-    )
+    totals = np.nansum(y[: days * _DAY].reshape(days, _DAY), axis=1)
     weekly = _week_on_week(totals)
     for d in range(days + 1):
         past = ratios[_same_mode_start(max(0, d - 21), d, need=7, weekly_from=14) : d]
@@ -541,25 +539,46 @@ def _level_shifts(
         by_days = (sign * three_days >= cfg.three_day_z) & weekly[3 * _DAY]
         fire = short | by_day | by_days
         keep = fire | (sign * day >= cfg.keep_z) | (sign * three_days >= cfg.keep_z)
-        hour = 0
-        while hour < n:
-            if not fire[hour]:
-                hour += 1
-                continue
-            span = cfg.shift_m if short[hour] else (_DAY if by_day[hour] else 3 * _DAY)
-            start = _onset(s, end=hour, span=span + _DAY)
-            end = hour
-            while end + 1 < n and keep[end + 1]:
-                end += 1
-            # Window statistics lag; trim the tail back to the last hour that was high.
-            while end > hour and s[end] < 1.0:
-                end -= 1
-            previous = events[-1] if events and events[-1].sign == sign else None
-            if previous is not None and start - previous.end <= cfg.merge_gap_hours:
-                previous.end = max(previous.end, end)
-            else:
-                events.append(_Event("level_shift", start, end, hour, sign))
-            hour = end + 1
+
+        # The onset is sought over the window that fired, plus a day.
+        spans = np.where(short, cfg.shift_m, np.where(by_day, _DAY, 3 * _DAY)) + _DAY
+        # Window statistics lag; the tail is trimmed back to the last hour that was high.
+        events += _episodes(fire, keep, sign=sign, signed=s, spans=spans, cfg=cfg, trim=True)
+    return events
+
+
+def _episodes(
+    fire: BoolArray,
+    keep: BoolArray,
+    *,
+    sign: int,
+    signed: FloatArray,
+    spans: npt.NDArray[np.int64],
+    cfg: AnomalyConfig,
+    trim: bool = False,
+) -> list[_Event]:
+    """Level-shift episodes of one sign: each begins at the onset (``_onset`` of the
+    ``signed`` scores over ``spans[hour]`` hours) of the hour a rule fired and lasts while
+    ``keep`` holds (with ``trim``, cut back to the last hour whose signed score was at
+    least 1); a re-firing within ``merge_gap_hours`` extends the previous one."""
+    n = fire.size
+    events: list[_Event] = []
+    hour = 0
+    while hour < n:
+        if not fire[hour]:
+            hour += 1
+            continue
+        start = _onset(signed, end=hour, span=int(spans[hour]))
+        end = hour
+        while end + 1 < n and keep[end + 1]:
+            end += 1
+        while trim and end > hour and signed[end] < 1.0:
+            end -= 1
+        if events and start - events[-1].end <= cfg.merge_gap_hours:
+            events[-1].end = max(events[-1].end, end)
+        else:
+            events.append(_Event("level_shift", start, end, hour, sign))
+        hour = end + 1
     return events
 
 
@@ -736,21 +755,9 @@ def _cost_per_call_changes(
             fire |= signed >= bar
             keep |= signed >= cfg.keep_z
         fire[: 2 * _WEEK] = False  # the same warm-up as other persistent rules
-        hour = 0
-        while hour < n:
-            if not fire[hour]:
-                hour += 1
-                continue
-            start = _onset(sign * np.nan_to_num(hourly_z, nan=0.0), end=hour, span=2 * _DAY)
-            end = hour
-            while end + 1 < n and keep[end + 1]:
-                end += 1
-            previous = events[-1] if events and events[-1].sign == sign else None
-            if previous is not None and start - previous.end <= cfg.merge_gap_hours:
-                previous.end = max(previous.end, end)
-            else:
-                events.append(_Event("level_shift", start, end, hour, sign))
-            hour = end + 1
+        signed = sign * np.nan_to_num(hourly_z, nan=0.0)
+        spans = np.full(n, 2 * _DAY)
+        events += _episodes(fire, keep, sign=sign, signed=signed, spans=spans, cfg=cfg)
     for event in events:
         if event.end < n - 1 and event.end - event.start + 1 <= cfg.transient_hours:
             event.kind = "spike" if event.sign > 0 else "drop"
@@ -952,8 +959,7 @@ def _creep(
     t = np.arange(n)
     quiet = t >= 3 * _WEEK + w  # a baseline of at least three weeks under the whole window
     # Whatever a level shift left in the baseline is not creep.
-    for e in shifts:
-        quiet[max(0, e.start - 1) : min(n, e.end + cfg.creep_quiet_days * _DAY)] = False
+    quiet &= ~_mixed_baseline_hours(shifts, n=n, cfg=cfg)
     # Still rising: steady organic growth sits at a constant distance above a lagging
     # baseline, creep keeps pulling away from it.
     previous = (
@@ -970,6 +976,15 @@ def _creep(
     return [
         _Event("creep", max(0, start - w + 1), end, start, 1) for start, end in _runs(fire, gap=w)
     ]
+
+
+def _mixed_baseline_hours(events: list[_Event], *, n: int, cfg: AnomalyConfig) -> BoolArray:
+    """Hours from just before each event to ``creep_quiet_days`` after it: the baseline is
+    mixed with the change for that long, so no creep is read there."""
+    mask = np.zeros(n, dtype=bool)
+    for e in events:
+        mask[max(0, e.start - 1) : min(n, e.end + cfg.creep_quiet_days * _DAY)] = True
+    return mask
 
 
 def _cusum_creep(y: FloatArray, cfg: AnomalyConfig, quiet_after: list[_Event]) -> list[_Event]:
@@ -1027,8 +1042,7 @@ def _cusum_creep(y: FloatArray, cfg: AnomalyConfig, quiet_after: list[_Event]) -
             hour = (d + 1) * _DAY - 1
             fire[hour] = True
             onset[hour] = left_zero * _DAY
-    for e in quiet_after:
-        fire[max(0, e.start - 1) : min(n, e.end + cfg.creep_quiet_days * _DAY)] = False
+    fire &= ~_mixed_baseline_hours(quiet_after, n=n, cfg=cfg)
     return [_Event("creep", onset[start], end, start, 1) for start, end in _runs(fire, gap=_WEEK)]
 
 
