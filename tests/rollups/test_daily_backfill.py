@@ -14,7 +14,7 @@ from services.ingest.repository import write_calls
 from services.rollups.service import advance_calls, settle_requests
 from tests.factories import make_project
 from tests.rollups import expected
-from tests.rollups.test_invariant import FAR_FUTURE, _random_call, _row
+from tests.rollups.calls import FAR_FUTURE, call_row, random_call
 
 _MIGRATION = (
     Path(__file__).parents[2] / "alembic" / "versions" / "20261122_0007_daily_request_cells.py"
@@ -35,7 +35,9 @@ def test_backfill_rebuilds_the_daily_cells_the_settle_step_writes(
     rng = random.Random(3)
     with prepared.begin() as session:
         project_id = make_project(session).id
-        write_calls(session.connection(), [_row(project_id, _random_call(rng)) for _ in range(300)])
+        write_calls(
+            session.connection(), [call_row(project_id, random_call(rng)) for _ in range(300)]
+        )
     with prepared.begin() as session:
         advance_calls(session)
     with prepared.begin() as session:

@@ -19,14 +19,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.analytics.sketch import LogHistogram
 from services.ingest.repository import write_calls
-from services.ingest.service import CALL_COLUMNS
 from services.rollups.service import advance_calls, settle_requests
 from tests.conftest import _truncate_all
 from tests.factories import make_project
 from tests.rollups import expected
+from tests.rollups.calls import FAR_FUTURE, call_row, random_call
 from tests.rollups.conftest import BASE
-
-FAR_FUTURE = datetime.now(UTC) + timedelta(days=1)
 
 
 class Killed(Exception):
@@ -61,55 +59,6 @@ def calls(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-def _random_call(rng: random.Random) -> dict[str, Any]:
-    started = BASE + timedelta(hours=rng.randint(-24 * 40, 48), seconds=rng.randint(0, 3599))
-    return {
-        "started_at": started,
-        "ended_at": started + timedelta(milliseconds=rng.randint(0, 120_000)),
-        "request_id": rng.choice([None, "r1", "r2", "r3", "r4"]),
-        "trace_id": rng.choice([b"\x01" * 16, b"\x02" * 16, os.urandom(16)]),
-        "span_id": os.urandom(8),
-        "cost_usd": rng.choice(
-            [None, Decimal(0), Decimal(str(round(rng.lognormvariate(-5, 2), 10)))]
-        ),
-        "input_tokens": rng.randint(0, 200_000),
-        "output_tokens": rng.randint(0, 20_000),
-        "cache_read_tokens": rng.randint(0, 1000),
-        "feature": rng.choice([None, "search", "chat"]),
-        "customer": rng.choice([None, "acme", "globex"]),
-        "model": rng.choice(["gpt-4o", "claude-sonnet-4"]),
-    }
-
-
-def _row(project_id: int, call: dict[str, Any]) -> tuple[Any, ...]:
-    values = {column: None for column in CALL_COLUMNS}
-    values.update(
-        project_id=project_id,
-        started_at=call["started_at"],
-        trace_id=call["trace_id"],
-        span_id=call["span_id"],
-        ended_at=call["ended_at"],
-        request_id=call["request_id"],
-        provider="openai",
-        request_model=call["model"],
-        response_model=call["model"],
-        input_tokens=call["input_tokens"],
-        output_tokens=call["output_tokens"],
-        cache_read_tokens=call["cache_read_tokens"],
-        cache_write_tokens=0,
-        reasoning_tokens=0,
-        usage_estimated=False,
-        cost_usd=call["cost_usd"],
-        cost_source="unpriced" if call["cost_usd"] is None else "computed",
-        feature=call["feature"],
-        customer=call["customer"],
-        environment="prod",
-        tags={},
-        status_code=0,
-    )
-    return tuple(values[column] for column in CALL_COLUMNS)
-
-
 operations = st.lists(
     st.one_of(
         st.tuples(st.just("ingest"), st.lists(calls(), min_size=1, max_size=12)),
@@ -139,7 +88,7 @@ def _run(
     try:
         with factory.begin() as session:
             if kind == "ingest":
-                batches.append([_row(project_id, call) for call in op[1]])
+                batches.append([call_row(project_id, call) for call in op[1]])
                 write_calls(session.connection(), batches[-1])
             elif kind == "resend" and batches:
                 write_calls(session.connection(), batches[op[1] % len(batches)])
@@ -262,7 +211,7 @@ def test_concurrent_rollup_workers_count_everything_once(
         worker.start()
     rng = random.Random(11)
     for _ in range(25):
-        batch = [_row(project_id, _random_call(rng)) for _ in range(20)]
+        batch = [call_row(project_id, random_call(rng)) for _ in range(20)]
         with prepared.begin() as session:
             write_calls(session.connection(), batch)
     stop.set()
@@ -302,7 +251,7 @@ def test_late_call_updates_its_settled_request_and_everything_derived(
     }
     for call in (first, late):
         with prepared.begin() as session:
-            write_calls(session.connection(), [_row(project_id, call)])
+            write_calls(session.connection(), [call_row(project_id, call)])
         with prepared.begin() as session:
             advance_calls(session)
         with prepared.begin() as session:
@@ -325,7 +274,7 @@ def test_advance_takes_whole_transactions_in_bounded_steps(
         project_id = make_project(session).id
     rng = random.Random(7)
     for size in (4, 1, 2):  # three ingest transactions
-        rows = [_row(project_id, _random_call(rng)) for _ in range(size)]
+        rows = [call_row(project_id, random_call(rng)) for _ in range(size)]
         with prepared.begin() as session:
             write_calls(session.connection(), rows)
     steps = []

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -32,10 +32,8 @@ from services.rollups.service import advance_calls, settle_requests
 from tests.conftest import create_database, drop_database
 from tests.factories import make_project
 from tests.rollups import expected
+from tests.rollups.calls import FAR_FUTURE, call_row
 from tests.rollups.conftest import BASE
-from tests.rollups.test_invariant import _row
-
-FAR_FUTURE = datetime.now(UTC) + timedelta(days=1)
 
 
 @pytest.fixture
@@ -70,7 +68,7 @@ def _call(request_id: str, hour: int, cost: str | None, feature: str) -> dict[st
 
 def _ingest(factory: sessionmaker[Session], project_id: int, calls: list[dict[str, Any]]) -> None:
     with factory.begin() as session:
-        write_calls(session.connection(), [_row(project_id, c) for c in calls])
+        write_calls(session.connection(), [call_row(project_id, c) for c in calls])
 
 
 def _catch_up(factory: sessionmaker[Session], *, settle: bool) -> None:
